@@ -1,0 +1,58 @@
+"""Build the compiled twin where it can be built; otherwise install the pure-Python package."""
+
+import os
+import platform
+import sys
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+NO_EXTENSIONS = bool(os.environ.get("LAZYCONNECTION_NO_EXTENSIONS"))
+REQUIRE_EXTENSIONS = bool(os.environ.get("LAZYCONNECTION_REQUIRE_EXTENSIONS"))
+EXTENSION = Extension(
+    "lazyconnection._connection_c", ["src/lazyconnection/_connection_c.pyx"]
+)
+
+
+def warn_pure_python(reason):
+    print(
+        f"WARNING: lazyconnection: compiled extension not built ({reason});"
+        " the pure-Python implementation will be used.",
+        file=sys.stderr,
+    )
+
+
+class OptionalBuildExt(build_ext):
+    """A compile failure falls back to pure Python unless extensions are required."""
+
+    def run(self):
+        try:
+            super().run()
+        except Exception as error:
+            self._fall_back(error)
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as error:
+            self._fall_back(error)
+
+    def _fall_back(self, error):
+        if REQUIRE_EXTENSIONS:
+            raise
+        warn_pure_python(f"{type(error).__name__}: {error}".splitlines()[0])
+
+
+def extensions():
+    if NO_EXTENSIONS:
+        warn_pure_python("LAZYCONNECTION_NO_EXTENSIONS is set")
+        return []
+    if platform.python_implementation() != "CPython":
+        warn_pure_python(f"{platform.python_implementation()} is not CPython")
+        return []
+    from Cython.Build import cythonize
+
+    return cythonize([EXTENSION], compiler_directives={"language_level": 3})
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -1,0 +1,41 @@
+"""Types of the compiled twin; they match the pure-Python class in _connection_py.py."""
+
+import socket
+from types import TracebackType
+from typing import Any, Callable, Optional, Tuple, Type
+
+class LazyConnection:
+    def __init__(
+        self,
+        address: Any,
+        family: int = ...,
+        type: int = ...,
+        proto: int = ...,
+        *,
+        max_depth: Optional[int] = ...,
+        socket_factory: Optional[Callable[[int, int, int], Any]] = ...,
+    ) -> None: ...
+    def __enter__(self) -> socket.socket: ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None: ...
+    @property
+    def connections(self) -> Tuple[socket.socket, ...]: ...
+    @property
+    def sock(self) -> Optional[socket.socket]: ...
+    @property
+    def address(self) -> Any: ...
+    @property
+    def family(self) -> int: ...
+    @property
+    def type(self) -> int: ...
+    @property
+    def proto(self) -> int: ...
+    @property
+    def max_depth(self) -> Optional[int]: ...
+    @property
+    def socket_factory(self) -> Callable[[int, int, int], Any]: ...
+    def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]: ...

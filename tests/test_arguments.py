@@ -1,0 +1,113 @@
+"""Bad constructor input fails at construction naming the parameter; good input is accepted."""
+
+from __future__ import annotations
+
+import pathlib
+import socket
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+ADDRESS = ("127.0.0.1", 80)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"family": "AF_INET"}, TypeError, "family"),
+        ({"family": 2.0}, TypeError, "family"),
+        ({"type": None}, TypeError, "type"),
+        ({"proto": "tcp"}, TypeError, "proto"),
+        ({"max_depth": -1}, ValueError, "max_depth"),
+        ({"max_depth": 0}, ValueError, "max_depth"),
+        ({"max_depth": 1.5}, TypeError, "max_depth"),
+        ({"max_depth": "1"}, TypeError, "max_depth"),
+        ({"socket_factory": "socket"}, TypeError, "socket_factory"),
+    ],
+    ids=lambda value: None if not isinstance(value, dict) else "-".join(f"{k}={v!r}" for k, v in value.items()),
+)
+def test_bad_option_is_named(LazyConnection, kwargs, error, name):
+    with pytest.raises(error, match=f"^{name} "):
+        LazyConnection(ADDRESS, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("address", "error"),
+    [
+        ("127.0.0.1:80", TypeError),
+        (["127.0.0.1", 80], TypeError),
+        (("127.0.0.1",), TypeError),
+        (("127.0.0.1", 80, 0), TypeError),
+        ((80, "127.0.0.1"), TypeError),
+        (("127.0.0.1", "80"), TypeError),
+        (("127.0.0.1", -1), ValueError),
+        (("127.0.0.1", 65536), ValueError),
+    ],
+    ids=repr,
+)
+def test_bad_inet_address_is_named(LazyConnection, address, error):
+    with pytest.raises(error, match="^address"):
+        LazyConnection(address)
+
+
+@given(port=st.integers().filter(lambda port: not 0 <= port <= 65535))
+def test_any_port_outside_range_is_refused(LazyConnection, port):
+    with pytest.raises(ValueError, match="address port must be in 0-65535"):
+        LazyConnection(("127.0.0.1", port))
+
+
+@given(port=st.integers(0, 65535), host=st.sampled_from(["127.0.0.1", b"localhost", "example.invalid"]))
+def test_any_port_in_range_is_accepted_without_io(LazyConnection, port, host):
+    assert LazyConnection((host, port)).address == (host, port)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [("::1", 80), ("::1", 80, 0), ("::1", 80, 0, 0)],
+    ids=["pair", "flowinfo", "scope_id"],
+)
+def test_ipv6_tuples_are_accepted(LazyConnection, address):
+    assert LazyConnection(address, socket.AF_INET6).address == address
+
+
+@pytest.mark.parametrize("address", [("::1",), ("::1", 80, -1), ("::1", 80, 0, "eth0")], ids=repr)
+def test_bad_ipv6_tuples_are_named(LazyConnection, address):
+    with pytest.raises((TypeError, ValueError), match="^address"):
+        LazyConnection(address, socket.AF_INET6)
+
+
+def test_unix_path_like_is_accepted(LazyConnection, unix_path):
+    conn = LazyConnection(pathlib.Path(unix_path), socket.AF_UNIX)
+    assert conn.address == unix_path
+    with conn as sock:
+        assert sock.getpeername() == unix_path
+
+
+@pytest.mark.parametrize("address", ["/tmp/x.sock", b"/tmp/x.sock", b"\0abstract-name"], ids=repr)
+def test_unix_str_bytes_and_abstract_names_are_accepted(LazyConnection, address):
+    assert LazyConnection(address, socket.AF_UNIX).address == address
+
+
+def test_abstract_unix_name_connects(LazyConnection, echo):
+    name = b"\0lazyconnection-test-%d" % id(LazyConnection)
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(name)
+        server.listen()
+        with LazyConnection(name, socket.AF_UNIX) as sock:
+            peer, _ = server.accept()
+            with peer:
+                sock.sendall(b"abstract")
+                assert peer.recv(8) == b"abstract"
+
+
+def test_bad_unix_address_is_named(LazyConnection):
+    with pytest.raises(TypeError, match="^address"):
+        LazyConnection(("127.0.0.1", 80), socket.AF_UNIX)
+
+
+def test_family_enum_and_plain_integers_are_accepted(LazyConnection):
+    conn = LazyConnection(ADDRESS, int(socket.AF_INET), int(socket.SOCK_STREAM), 6)
+    assert conn.family is socket.AF_INET
+    assert conn.type is socket.SOCK_STREAM
+    assert conn.proto == 6

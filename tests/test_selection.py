@@ -1,0 +1,43 @@
+"""Which implementation `lazyconnection.LazyConnection` is, and how to force pure Python."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import lazyconnection
+from conftest import COMPILED_EXPECTED
+
+
+def _selected_in_child(**environ: str) -> str:
+    code = "import lazyconnection as l; print(l.LazyConnection.__module__, l.CLazyConnection)"
+    env = {key: value for key, value in os.environ.items() if key != "LAZYCONNECTION_NO_EXTENSIONS"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env={**env, **environ},
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    return result.stdout.strip()
+
+
+def test_compiled_class_is_selected_where_expected(compiled_class):
+    assert lazyconnection.LazyConnection is compiled_class
+    assert compiled_class.__module__ == "lazyconnection._connection_c"
+
+
+def test_pure_python_is_selected_where_compiled_is_not_expected():
+    if COMPILED_EXPECTED:
+        assert lazyconnection.LazyConnection is lazyconnection.CLazyConnection
+    else:
+        assert lazyconnection.LazyConnection is lazyconnection.PyLazyConnection
+        assert lazyconnection.CLazyConnection is None
+
+
+def test_environment_variable_forces_pure_python():
+    assert _selected_in_child(LAZYCONNECTION_NO_EXTENSIONS="1") == (
+        "lazyconnection._connection_py None"
+    )
+
+
+def test_empty_environment_variable_does_not_force_pure_python():
+    assert _selected_in_child(LAZYCONNECTION_NO_EXTENSIONS="") == _selected_in_child()
