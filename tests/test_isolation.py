@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 
 import greenlet
@@ -79,26 +80,44 @@ def test_asyncio_tasks_interleaving_inside_with_keep_their_own_sockets(
     assert conn.connections == ()
 
 
-def test_a_task_sees_but_cannot_close_its_creators_socket(LazyConnection, echo_address):
+def test_a_task_started_inside_with_has_its_own_empty_stack(LazyConnection, echo_address):
     conn = LazyConnection(echo_address)
 
-    async def child(parent_sock):
-        assert conn.sock is parent_sock
-        with pytest.raises(RuntimeError, match="another thread, task or greenlet"):
+    async def child():
+        assert conn.connections == ()
+        with pytest.raises(RuntimeError, match="no open connection"):
             conn.__exit__(None, None, None)
         with conn as own:
-            assert conn.connections == (parent_sock, own)
+            assert conn.connections == (own,)
         return own
 
     async def main():
         with conn as parent_sock:
-            own = await asyncio.create_task(child(parent_sock))
+            own = await asyncio.create_task(child())
             assert conn.connections == (parent_sock,)
             assert parent_sock.fileno() != -1
             assert own.fileno() == -1
         return parent_sock
 
     assert asyncio.run(main()).fileno() == -1
+
+
+def test_a_thread_given_a_copy_of_the_context_has_its_own_stack(LazyConnection, echo_address):
+    conn = LazyConnection(echo_address)
+    seen = []
+
+    def worker():
+        seen.append(conn.connections)
+        with conn as own:
+            seen.append(conn.connections == (own,))
+
+    with conn as parent_sock:
+        context = contextvars.copy_context()
+        thread = threading.Thread(target=context.run, args=(worker,))
+        thread.start()
+        thread.join(timeout=10)
+        assert conn.connections == (parent_sock,)
+    assert seen == [(), True]
 
 
 def test_greenlets_switching_inside_with_keep_their_own_sockets(LazyConnection, echo_address, echo):

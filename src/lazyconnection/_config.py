@@ -15,10 +15,6 @@ _HOST_TYPES = (str, bytes, bytearray)
 NO_OPEN_CONNECTION = (
     "__exit__ called with no open connection in this thread, task or greenlet"
 )
-FOREIGN_CONNECTION = (
-    "__exit__ called for a connection opened by another thread, task or greenlet;"
-    " it was left open"
-)
 ALREADY_CONNECTED = "Already connected"
 
 Config = Tuple[Any, int, int, int, Any, Callable[..., Any]]

@@ -2,14 +2,16 @@
 """The compiled LazyConnection: the pure-Python twin (_connection_py.py) with the `with` path in C."""
 
 cimport cython
-from cpython.contextvars cimport PyContextVar_Reset, PyContextVar_Set, get_value
+from cpython.contextvars cimport PyContextVar_Set, get_value
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_XDECREF
+from cpython.weakref cimport PyWeakref_GetRef, PyWeakref_NewRef
 
 from contextvars import ContextVar
 from socket import AF_INET, SOCK_STREAM
 
 from ._config import (
     ALREADY_CONNECTED,
-    FOREIGN_CONNECTION,
     NO_OPEN_CONNECTION,
     check_arguments,
     depth_limit,
@@ -18,15 +20,41 @@ from ._config import (
 )
 
 
-@cython.final
-@cython.freelist(16)
-cdef class _Frame:
-    """One open socket of a stack; the stack lives in a context variable as linked frames."""
+cdef extern from "Python.h":
+    # The current context lives in the thread state; Python code cannot see it without copying.
+    ctypedef struct PyThreadState:
+        PyObject *context
+    PyThreadState *PyThreadState_Get()
 
-    cdef object sock
-    cdef _Frame parent
-    cdef Py_ssize_t depth
-    cdef object token
+
+@cython.final
+cdef class _Registry:
+    """The open sockets of one context (thread, task or greenlet), per connection."""
+
+    cdef dict stacks
+    cdef object owner  # a weak reference to the context this registry belongs to
+
+
+# A context copied into a new task or thread carries its creator's registry with it.
+cdef object _registries = ContextVar("lazyconnection", default=None)
+
+
+cdef _Registry _own_registry(bint create):
+    """This context's registry; one inherited from the context it was copied from is not."""
+    cdef _Registry registry = get_value(_registries)
+    cdef PyObject *referent = NULL
+    if registry is not None:
+        PyWeakref_GetRef(registry.owner, &referent)
+        Py_XDECREF(referent)
+        if referent == PyThreadState_Get().context:
+            return registry
+    if not create:
+        return None
+    registry = _Registry.__new__(_Registry)
+    registry.stacks = {}
+    PyContextVar_Set(_registries, registry)  # makes the thread's context if it had none
+    registry.owner = PyWeakref_NewRef(<object>PyThreadState_Get().context, None)
+    return registry
 
 
 cdef class LazyConnection:
@@ -43,7 +71,7 @@ cdef class LazyConnection:
     cdef readonly object max_depth
     cdef readonly object socket_factory
     cdef Py_ssize_t _depth_limit
-    cdef object _stack
+    cdef object _key
     cdef object __weakref__
 
     def __init__(
@@ -65,64 +93,55 @@ cdef class LazyConnection:
             self.socket_factory,
         ) = check_arguments(address, family, type, proto, max_depth, socket_factory)
         self._depth_limit = depth_limit(self.max_depth)
-        # Context variables, unlike thread locals, also separate asyncio tasks and greenlets.
-        self._stack = ContextVar("lazyconnection", default=None)
+        # Unique for ever, unlike id(self), and hashable whatever a subclass does to __eq__.
+        self._key = object()
 
     def __enter__(self):
-        cdef _Frame top = get_value(self._stack)
-        cdef Py_ssize_t depth = 1 if top is None else top.depth + 1
-        if depth > self._depth_limit:
+        cdef dict stacks = _own_registry(True).stacks
+        cdef list stack = stacks.get(self._key)
+        if stack is not None and len(stack) >= self._depth_limit:
             raise RuntimeError(ALREADY_CONNECTED)
         sock = self.socket_factory(self.family, self.type, self.proto)
         try:
             sock.connect(self.address)
-            frame = _new_frame(sock, top, depth)
-            frame.token = PyContextVar_Set(self._stack, frame)
+            if stack is None:
+                stacks[self._key] = [sock]
+            else:
+                stack.append(sock)
         except BaseException:
             sock.close()
             raise
         return sock
 
     def __exit__(self, exc_type, exc, tb):
-        cdef _Frame top = get_value(self._stack)
-        if top is None:
+        cdef _Registry registry = _own_registry(False)
+        cdef list stack = None if registry is None else registry.stacks.get(self._key)
+        if not stack:
             raise RuntimeError(NO_OPEN_CONNECTION)
-        try:
-            # The token refuses a reset from any context but the one that pushed it:
-            # a task started inside a block sees its creator's sockets but cannot close them.
-            PyContextVar_Reset(self._stack, top.token)
-        except ValueError:
-            raise RuntimeError(FOREIGN_CONNECTION) from None
-        top.sock.close()
+        sock = stack.pop()
+        if not stack:
+            del registry.stacks[self._key]
+        sock.close()
+
+    cdef list _own_stack(self):
+        cdef _Registry registry = _own_registry(False)
+        return None if registry is None else registry.stacks.get(self._key)
 
     @property
     def connections(self):
         """The caller's open sockets, innermost last."""
-        socks = []
-        cdef _Frame frame = get_value(self._stack)
-        while frame is not None:
-            socks.append(frame.sock)
-            frame = frame.parent
-        return tuple(reversed(socks))
+        stack = self._own_stack()
+        return () if stack is None else tuple(stack)
 
     @property
     def sock(self):
         """The caller's innermost open socket, or None."""
-        cdef _Frame top = get_value(self._stack)
-        return None if top is None else top.sock
+        stack = self._own_stack()
+        return None if not stack else stack[-1]
 
     def __repr__(self):
-        cdef _Frame top = get_value(self._stack)
-        return describe(self, 0 if top is None else top.depth)
+        stack = self._own_stack()
+        return describe(self, 0 if stack is None else len(stack))
 
     def __reduce__(self):
         return reduce(self)
-
-
-cdef inline _Frame _new_frame(object sock, _Frame parent, Py_ssize_t depth):
-    # __new__ skips the argument parsing of a Python-level constructor call.
-    cdef _Frame frame = _Frame.__new__(_Frame)
-    frame.sock = sock
-    frame.parent = parent
-    frame.depth = depth
-    return frame

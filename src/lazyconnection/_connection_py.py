@@ -6,11 +6,10 @@ import socket
 from contextvars import ContextVar, Token
 from socket import AF_INET, SOCK_STREAM
 from types import TracebackType
-from typing import Any, Callable, Optional, Tuple, Type
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
 from ._config import (
     ALREADY_CONNECTED,
-    FOREIGN_CONNECTION,
     NO_OPEN_CONNECTION,
     check_arguments,
     depth_limit,
@@ -19,16 +18,38 @@ from ._config import (
 )
 
 
-class _Frame:
-    """One open socket of a stack; the stack lives in a context variable as linked frames."""
+class _Registry:
+    """The open sockets of one context (thread, task or greenlet), per connection."""
 
-    __slots__ = ("sock", "parent", "depth", "token")
+    __slots__ = ("stacks", "token")
 
-    def __init__(self, sock: Any, parent: Optional[_Frame], depth: int) -> None:
-        self.sock = sock
-        self.parent = parent
-        self.depth = depth
-        self.token: Token[Optional[_Frame]]
+    def __init__(self) -> None:
+        self.stacks: Dict[object, List[Any]] = {}
+        self.token: Token[Optional[_Registry]]
+
+
+# A context copied into a new task or thread carries its creator's registry with it.
+_registries: ContextVar[Optional[_Registry]] = ContextVar("lazyconnection", default=None)
+
+
+def _own_registry(create: bool) -> Optional[_Registry]:
+    """This context's registry; one inherited from the context it was copied from is not."""
+    registry = _registries.get()
+    if registry is not None:
+        try:
+            # A token resets only in the context that set it: Python's one way to ask
+            # "is this my context?" (the compiled twin compares the context itself).
+            _registries.reset(registry.token)
+        except ValueError:
+            pass
+        else:
+            registry.token = _registries.set(registry)
+            return registry
+    if not create:
+        return None
+    registry = _Registry()
+    registry.token = _registries.set(registry)
+    return registry
 
 
 class LazyConnection:
@@ -46,7 +67,7 @@ class LazyConnection:
         "_max_depth",
         "_socket_factory",
         "_depth_limit",
-        "_stack",
+        "_key",
         "__weakref__",
     )
 
@@ -69,19 +90,21 @@ class LazyConnection:
             self._socket_factory,
         ) = check_arguments(address, family, type, proto, max_depth, socket_factory)
         self._depth_limit = depth_limit(self._max_depth)
-        # Context variables, unlike thread locals, also separate asyncio tasks and greenlets.
-        self._stack: ContextVar[Optional[_Frame]] = ContextVar("lazyconnection", default=None)
+        # Unique for ever, unlike id(self), and hashable whatever a subclass does to __eq__.
+        self._key = object()
 
     def __enter__(self) -> socket.socket:
-        top = self._stack.get()
-        depth = 1 if top is None else top.depth + 1
-        if depth > self._depth_limit:
+        stacks = _own_registry(True).stacks  # type: ignore[union-attr]
+        stack = stacks.get(self._key)
+        if stack is not None and len(stack) >= self._depth_limit:
             raise RuntimeError(ALREADY_CONNECTED)
         sock = self._socket_factory(self._family, self._type, self._proto)
         try:
             sock.connect(self._address)
-            frame = _Frame(sock, top, depth)
-            frame.token = self._stack.set(frame)
+            if stack is None:
+                stacks[self._key] = [sock]
+            else:
+                stack.append(sock)
         except BaseException:
             sock.close()
             raise
@@ -93,32 +116,30 @@ class LazyConnection:
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None:
-        top = self._stack.get()
-        if top is None:
+        registry = _own_registry(False)
+        stack = None if registry is None else registry.stacks.get(self._key)
+        if not stack:
             raise RuntimeError(NO_OPEN_CONNECTION)
-        try:
-            # The token refuses a reset from any context but the one that pushed it:
-            # a task started inside a block sees its creator's sockets but cannot close them.
-            self._stack.reset(top.token)
-        except ValueError:
-            raise RuntimeError(FOREIGN_CONNECTION) from None
-        top.sock.close()
+        sock = stack.pop()
+        if not stack:
+            del registry.stacks[self._key]  # type: ignore[union-attr]
+        sock.close()
+
+    def _own_stack(self) -> Optional[List[Any]]:
+        registry = _own_registry(False)
+        return None if registry is None else registry.stacks.get(self._key)
 
     @property
     def connections(self) -> Tuple[socket.socket, ...]:
         """The caller's open sockets, innermost last."""
-        socks = []
-        frame = self._stack.get()
-        while frame is not None:
-            socks.append(frame.sock)
-            frame = frame.parent
-        return tuple(reversed(socks))
+        stack = self._own_stack()
+        return () if stack is None else tuple(stack)
 
     @property
     def sock(self) -> Optional[socket.socket]:
         """The caller's innermost open socket, or None."""
-        top = self._stack.get()
-        return None if top is None else top.sock  # type: ignore[no-any-return]
+        stack = self._own_stack()
+        return None if not stack else stack[-1]  # type: ignore[no-any-return]
 
     @property
     def address(self) -> Any:
@@ -145,8 +166,8 @@ class LazyConnection:
         return self._socket_factory
 
     def __repr__(self) -> str:
-        top = self._stack.get()
-        return describe(self, 0 if top is None else top.depth)
+        stack = self._own_stack()
+        return describe(self, 0 if stack is None else len(stack))
 
     def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
         return reduce(self)
