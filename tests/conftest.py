@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import gc
-import json
 import os
 import platform
 import socket
-import subprocess
-import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -18,6 +15,7 @@ from typing import Any
 import pytest
 
 import lazyconnection
+from echo_server import serving
 
 PURE_PYTHON_REQUESTED = bool(os.environ.get("LAZYCONNECTION_NO_EXTENSIONS"))
 COMPILED_EXPECTED = (
@@ -50,46 +48,32 @@ def LazyConnection(request: pytest.FixtureRequest) -> type:  # noqa: N802 - read
     return request.getfixturevalue("compiled_class")
 
 
-ECHO_SERVER = os.path.join(os.path.dirname(__file__), "echo_server.py")
-
-
-@contextmanager
-def echo_server(kind: str, path: str | None = None) -> Iterator[Any]:
-    """Run echo_server.py in its own process and yield the address it listens on."""
-    args = [sys.executable, ECHO_SERVER, kind] + ([path] if path else [])
-    process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    try:
-        line = process.stdout.readline()
-        if not line:
-            pytest.skip(f"no {kind} loopback server could start here")
-        address = json.loads(line)
-        yield tuple(address) if isinstance(address, list) else address
-    finally:
-        process.stdin.close()
-        process.stdout.close()
-        process.wait(timeout=10)
+def _address_or_skip(address: Any, what: str) -> Any:
+    if address is None:
+        pytest.skip(f"no {what} loopback server could start here")
+    return address
 
 
 @pytest.fixture(scope="session")
 def echo_address() -> Iterator[tuple[str, int]]:
     """An echo server on 127.0.0.1."""
-    with echo_server("tcp") as address:
-        yield address
+    with serving("echo", "tcp") as address:
+        yield _address_or_skip(address, "IPv4")
 
 
 @pytest.fixture(scope="session")
 def echo6_address() -> Iterator[tuple[str, int, int, int]]:
     """An echo server on ::1; skipped where this machine has no IPv6 loopback."""
-    with echo_server("tcp6") as address:
-        yield address
+    with serving("echo", "tcp6") as address:
+        yield _address_or_skip(address, "IPv6")
 
 
 @pytest.fixture(scope="session")
 def unix_path() -> Iterator[str]:
     """An echo server on a Unix socket path."""
     with tempfile.TemporaryDirectory() as directory:
-        with echo_server("unix", os.path.join(directory, "echo.sock")) as path:
-            yield path
+        with serving("echo", "unix", os.path.join(directory, "echo.sock")) as path:
+            yield _address_or_skip(path, "Unix socket")
 
 
 @pytest.fixture(scope="session")

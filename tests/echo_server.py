@@ -1,14 +1,22 @@
-"""A loopback echo server run as its own process, so tests count only their own descriptors.
+"""Loopback servers run as their own process, so a test counts only its own descriptors and a
+benchmark does not share its interpreter with the server.
 
-Usage: python echo_server.py tcp|tcp6|unix [PATH]. Prints its address as JSON on one line,
-then serves until its standard input closes or an hour has passed.
+Run as ``python echo_server.py echo|sink tcp|tcp6|unix [PATH]``: it prints its address as JSON
+on one line, then serves until its standard input closes or an hour has passed. ``echo``
+sends back what it reads; ``sink`` accepts and closes at once, as fast as it can.
+Start one from Python with ``serving(...)``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
+import subprocess
 import sys
+import threading
+from typing import Any, Iterator
 
 LIFETIME_SECONDS = 3600
 
@@ -24,26 +32,59 @@ async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
-async def _stdin_closed() -> None:
-    loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, sys.stdin.buffer.read)
-
-
-async def main(kind: str, path: str | None) -> None:
+def _listen(kind: str, path: str | None) -> socket.socket:
     if kind == "unix":
-        server = await asyncio.start_unix_server(_echo, path, backlog=1024)
-        address: object = path
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(path)
     else:
-        host = "::1" if kind == "tcp6" else "127.0.0.1"
-        server = await asyncio.start_server(_echo, host, 0, backlog=1024)
-        address = server.sockets[0].getsockname()
-    print(json.dumps(address), flush=True)
-    async with server:
-        await asyncio.wait_for(_stdin_closed(), LIFETIME_SECONDS)
+        listener = socket.socket(socket.AF_INET6 if kind == "tcp6" else socket.AF_INET)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("::1" if kind == "tcp6" else "127.0.0.1", 0))
+    listener.listen(1024)
+    return listener
+
+
+def _sink(listener: socket.socket) -> None:
+    while True:
+        connection, _ = listener.accept()
+        connection.close()
+
+
+async def _serve(role: str, listener: socket.socket) -> None:
+    loop = asyncio.get_running_loop()
+    if role == "sink":
+        threading.Thread(target=_sink, args=(listener,), daemon=True).start()
+        server = None
+    elif listener.family == getattr(socket, "AF_UNIX", None):
+        server = await asyncio.start_unix_server(_echo, sock=listener)
+    else:
+        server = await asyncio.start_server(_echo, sock=listener)
+    print(json.dumps(listener.getsockname()), flush=True)
+    stdin_closed = loop.run_in_executor(None, sys.stdin.buffer.read)
+    await asyncio.wait_for(stdin_closed, LIFETIME_SECONDS)
+    if server is not None:
+        server.close()
+
+
+@contextlib.contextmanager
+def serving(role: str, kind: str, path: str | None = None) -> Iterator[Any]:
+    """Run a server in its own process and yield its address; None where it cannot start."""
+    args = [sys.executable, __file__, role, kind] + ([path] if path else [])
+    process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        line = process.stdout.readline()  # type: ignore[union-attr]
+        address = json.loads(line) if line else None
+        yield tuple(address) if isinstance(address, list) else address
+    finally:
+        process.stdin.close()  # type: ignore[union-attr]
+        process.stdout.close()  # type: ignore[union-attr]
+        process.wait(timeout=10)
 
 
 if __name__ == "__main__":
+    role, kind = sys.argv[1], sys.argv[2]
     try:
-        asyncio.run(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None))
-    except (asyncio.TimeoutError, KeyboardInterrupt):
-        pass
+        listener = _listen(kind, sys.argv[3] if len(sys.argv) > 3 else None)
+        asyncio.run(_serve(role, listener))
+    except (OSError, asyncio.TimeoutError, KeyboardInterrupt) as error:
+        print(f"echo_server: {error}", file=sys.stderr)

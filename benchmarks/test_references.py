@@ -1,0 +1,54 @@
+"""Not a timing: the stand-ins and the recipe classes behave as the benchmarks claim."""
+
+import socket
+
+import pytest
+
+import references
+
+
+def test_stand_in_factory_returns_one_socket_whose_calls_do_nothing(stand_ins):
+    sock = stand_ins.stand_in_factory(socket.AF_INET, socket.SOCK_STREAM, 0)
+    assert sock is stand_ins.stand_in_factory()
+    assert sock.connect(("127.0.0.1", 9)) is None
+    assert sock.close() is None
+    assert not isinstance(sock, socket.socket)
+
+
+def test_empty_context_manager_does_nothing(stand_ins):
+    manager = stand_ins.EmptyContextManager()
+    with manager as entered:
+        assert entered is None
+    with pytest.raises(KeyError):
+        with manager:
+            raise KeyError
+
+
+def test_lazyconnection_uses_the_stand_in(stand_ins, implementation):
+    _, cls = implementation
+    with cls(("127.0.0.1", 9), socket_factory=stand_ins.stand_in_factory) as sock:
+        assert sock is stand_ins.stand_in_factory()
+
+
+def test_recipe_stack_nests_real_sockets(tcp_address):
+    conn = references.RecipeStackLazyConnection(tcp_address)
+    with conn as outer, conn as inner:
+        assert outer is not inner
+        assert conn.connections == [outer, inner]
+    assert outer.fileno() == inner.fileno() == -1
+
+
+def test_recipe_thread_local_refuses_to_nest_and_ignores_family(tcp_address):
+    conn = references.RecipeThreadLocalLazyConnection(tcp_address, family=socket.AF_INET6)
+    assert conn.family == socket.AF_INET  # the copied bug, kept on purpose
+    with conn as sock:
+        assert sock.getpeername() == tcp_address
+        with pytest.raises(RuntimeError, match="Already connected"):
+            conn.__enter__()
+    assert sock.fileno() == -1
+
+
+def test_recipe_stack_uses_the_stand_in_when_patched(stand_ins, monkeypatch):
+    monkeypatch.setattr(references, "socket", stand_ins.stand_in_factory)
+    with references.RecipeStackLazyConnection(("127.0.0.1", 9)) as sock:
+        assert sock is stand_ins.stand_in_factory()
