@@ -30,8 +30,8 @@ def pytest_configure(config: pytest.Config) -> None:
     RESULTS.mkdir(exist_ok=True)
     if config.getoption("benchmark_json", None) is None:
         config.option.benchmark_json = RESULTS / "latest.json"
-    if config.getoption("benchmark_histogram", None) is None:
-        config.option.benchmark_histogram = str(RESULTS / "histogram")
+    if not config.getoption("benchmark_histogram", None):
+        config.option.benchmark_histogram = [str(RESULTS / "histogram")]
 
 
 def pytest_benchmark_update_json(config, benchmarks, output_json):

@@ -57,6 +57,12 @@ cdef _Registry _own_registry(bint create):
     return registry
 
 
+cdef list _own_stack(object key):
+    """One connection's stack in this context, or None."""
+    cdef _Registry registry = _own_registry(False)
+    return None if registry is None else registry.stacks.get(key)
+
+
 cdef class LazyConnection:
     """A socket connection opened by ``with`` and closed when the block ends.
 
@@ -123,24 +129,20 @@ cdef class LazyConnection:
             del registry.stacks[self._key]
         sock.close()
 
-    cdef list _own_stack(self):
-        cdef _Registry registry = _own_registry(False)
-        return None if registry is None else registry.stacks.get(self._key)
-
     @property
     def connections(self):
         """The caller's open sockets, innermost last."""
-        stack = self._own_stack()
+        stack = _own_stack(self._key)
         return () if stack is None else tuple(stack)
 
     @property
     def sock(self):
         """The caller's innermost open socket, or None."""
-        stack = self._own_stack()
+        stack = _own_stack(self._key)
         return None if not stack else stack[-1]
 
     def __repr__(self):
-        stack = self._own_stack()
+        stack = _own_stack(self._key)
         return describe(self, 0 if stack is None else len(stack))
 
     def __reduce__(self):

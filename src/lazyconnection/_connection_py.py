@@ -52,6 +52,12 @@ def _own_registry(create: bool) -> Optional[_Registry]:
     return registry
 
 
+def _own_stack(key: object) -> Optional[List[Any]]:
+    """One connection's stack in this context, or None."""
+    registry = _own_registry(False)
+    return None if registry is None else registry.stacks.get(key)
+
+
 class LazyConnection:
     """A socket connection opened by ``with`` and closed when the block ends.
 
@@ -125,20 +131,16 @@ class LazyConnection:
             del registry.stacks[self._key]  # type: ignore[union-attr]
         sock.close()
 
-    def _own_stack(self) -> Optional[List[Any]]:
-        registry = _own_registry(False)
-        return None if registry is None else registry.stacks.get(self._key)
-
     @property
     def connections(self) -> Tuple[socket.socket, ...]:
         """The caller's open sockets, innermost last."""
-        stack = self._own_stack()
+        stack = _own_stack(self._key)
         return () if stack is None else tuple(stack)
 
     @property
     def sock(self) -> Optional[socket.socket]:
         """The caller's innermost open socket, or None."""
-        stack = self._own_stack()
+        stack = _own_stack(self._key)
         return None if not stack else stack[-1]  # type: ignore[no-any-return]
 
     @property
@@ -166,7 +168,7 @@ class LazyConnection:
         return self._socket_factory
 
     def __repr__(self) -> str:
-        stack = self._own_stack()
+        stack = _own_stack(self._key)
         return describe(self, 0 if stack is None else len(stack))
 
     def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
