@@ -9,9 +9,7 @@ from setuptools.command.build_ext import build_ext
 
 NO_EXTENSIONS = bool(os.environ.get("LAZYCONNECTION_NO_EXTENSIONS"))
 REQUIRE_EXTENSIONS = bool(os.environ.get("LAZYCONNECTION_REQUIRE_EXTENSIONS"))
-EXTENSION = Extension(
-    "lazyconnection._connection_c", ["src/lazyconnection/_connection_c.pyx"]
-)
+EXTENSION = Extension("lazyconnection._connection_c", ["src/lazyconnection/_connection_c.pyx"])
 
 
 def warn_pure_python(reason):
@@ -39,7 +37,7 @@ class OptionalBuildExt(build_ext):
 
     def _fall_back(self, error):
         if REQUIRE_EXTENSIONS:
-            raise
+            raise error
         warn_pure_python(f"{type(error).__name__}: {error}".splitlines()[0])
 
 

@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""Compiled stand-ins for the dispatch group: they cost next to nothing, as a real socket's C calls do.
+"""Compiled stand-ins for the dispatch group: next to free, as a real socket's C calls are.
 
 Compiled on the spot by the benchmark suite (pyximport); checked by test_references.py.
 """
@@ -32,5 +32,5 @@ cdef StandInSocket _STAND_IN = StandInSocket()
 
 
 def stand_in_factory(family=AF_INET, type=SOCK_STREAM, proto=0):
-    """A socket_factory (and a stand-in for the recipe's `socket`) that returns one StandInSocket."""
+    """A socket_factory, and the recipe's `socket` when patched: returns one StandInSocket."""
     return _STAND_IN

@@ -8,15 +8,17 @@ import pathlib
 import tempfile
 
 import pytest
+import report
 
 import lazyconnection
-import report
 
 HERE = pathlib.Path(__file__).parent
 RESULTS = HERE / "results"
 
 # The loopback servers are the test suite's own (tests/echo_server.py), loaded by path.
-_spec = importlib.util.spec_from_file_location("echo_server", HERE.parent / "tests" / "echo_server.py")
+_spec = importlib.util.spec_from_file_location(
+    "echo_server", HERE.parent / "tests" / "echo_server.py"
+)
 _echo_server = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_echo_server)
 serving = _echo_server.serving

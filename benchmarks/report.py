@@ -42,7 +42,8 @@ def derive(output: dict[str, Any]) -> dict[str, Any]:
         "machine": (
             f"{machine.get('python_implementation', '?')} {machine.get('python_version', '?')}"
             f" on {cpu.get('brand_raw', machine.get('processor', '?'))}"
-            f" ({cpu.get('count', '?')} cores), {machine.get('system', '?')} {machine.get('release', '')}"
+            f" ({cpu.get('count', '?')} cores),"
+            f" {machine.get('system', '?')} {machine.get('release', '')}"
         ).strip(),
         "date": output.get("datetime", "?")[:10],
         "rows": [],
@@ -62,8 +63,13 @@ def derive(output: dict[str, Any]) -> dict[str, Any]:
                 rows.append(("dispatch overhead per `with`", label, f"{overhead[name]:.1f} ns"))
     if floor and empty:
         overhead["floor"] = _median_ns(floor) - _median_ns(empty)
-        rows.append(("dispatch overhead per `with`", "floor: empty compiled context manager",
-                     f"{overhead['floor']:.1f} ns"))
+        rows.append(
+            (
+                "dispatch overhead per `with`",
+                "floor: empty compiled context manager",
+                f"{overhead['floor']:.1f} ns",
+            )
+        )
     if "test_compiled" in overhead and "test_pure_python" in overhead:
         ratio = overhead["test_compiled"] / overhead["test_pure_python"]
         saved = overhead["test_pure_python"] - overhead["test_compiled"]
@@ -77,8 +83,11 @@ def derive(output: dict[str, Any]) -> dict[str, Any]:
         targets.append(("compiled dispatch overhead ≤ 2.5 × the floor's", ratio, 2.5))
 
     for transport, raw_name, names in (
-        ("tcp", "test_tcp_raw_socket",
-         ("test_tcp_compiled", "test_tcp_pure_python", "test_tcp_create_connection")),
+        (
+            "tcp",
+            "test_tcp_raw_socket",
+            ("test_tcp_compiled", "test_tcp_pure_python", "test_tcp_create_connection"),
+        ),
         ("unix", "test_unix_raw_socket", ("test_unix_compiled", "test_unix_pure_python")),
     ):
         group = _by_name(benchmarks, f"connect-{transport}")
@@ -90,15 +99,25 @@ def derive(output: dict[str, Any]) -> dict[str, Any]:
             if name in group:
                 value = _median_ns(group[name])
                 label = name.split("_", 2)[2].replace("_", " ")
-                rows.append((f"connect+close over {transport}", label,
-                             f"{value / 1000:.1f} µs ({(value / raw - 1) * 100:+.1f} % vs raw)"))
+                rows.append(
+                    (
+                        f"connect+close over {transport}",
+                        label,
+                        f"{value / 1000:.1f} µs ({(value / raw - 1) * 100:+.1f} % vs raw)",
+                    )
+                )
         compiled = group.get(f"test_{transport}_compiled")
         if compiled and "saved_ns" in derived and transport == "tcp":
             derived["saved_share"] = derived["saved_ns"] / raw
         creator = group.get("test_tcp_create_connection")
         if compiled and creator:
-            targets.append(("compiled faster than socket.create_connection (time ratio < 1)",
-                            _median_ns(compiled) / _median_ns(creator), 1.0))
+            targets.append(
+                (
+                    "compiled faster than socket.create_connection (time ratio < 1)",
+                    _median_ns(compiled) / _median_ns(creator),
+                    1.0,
+                )
+            )
 
     measured = output.get("measurements", {})
     for transport in ("tcp", "unix"):
@@ -107,37 +126,67 @@ def derive(output: dict[str, Any]) -> dict[str, Any]:
             value = measured.get(f"interleaved-{transport}-{implementation}")
             if raw and value:
                 excess = (value / raw - 1) * 100
-                rows.append((f"connect+close over {transport}, interleaved", implementation,
-                             f"{value / 1000:.2f} µs vs raw {raw / 1000:.2f} µs ({excess:+.1f} %)"))
+                rows.append(
+                    (
+                        f"connect+close over {transport}, interleaved",
+                        implementation,
+                        f"{value / 1000:.2f} µs vs raw {raw / 1000:.2f} µs ({excess:+.1f} %)",
+                    )
+                )
                 if implementation == "compiled":
-                    targets.append((f"compiled end to end within 3 % of raw connect+close "
-                                    f"({transport}, interleaved medians, in %)", excess, 3.0))
+                    targets.append(
+                        (
+                            f"compiled end to end within 3 % of raw connect+close "
+                            f"({transport}, interleaved medians, in %)",
+                            excess,
+                            3.0,
+                        )
+                    )
 
     for implementation in ("compiled", "pure-python"):
-        nesting = {b["params"]["depth"]: b for b in benchmarks
-                   if b["group"] == f"nesting-{implementation}"}
+        nesting = {
+            b["params"]["depth"]: b for b in benchmarks if b["group"] == f"nesting-{implementation}"
+        }
         if 1 in nesting and 1000 in nesting:
             growth = _median_ns(nesting[1000]) / _median_ns(nesting[1])
             for depth in sorted(nesting):
-                rows.append((f"nesting, {implementation}", f"per enter/exit at depth {depth}",
-                             f"{_median_ns(nesting[depth]):.1f} ns"))
-            targets.append((f"{implementation}: per-`with` cost at depth 1000 ≤ 1.2 × depth 1",
-                            growth, 1.2))
+                rows.append(
+                    (
+                        f"nesting, {implementation}",
+                        f"per enter/exit at depth {depth}",
+                        f"{_median_ns(nesting[depth]):.1f} ns",
+                    )
+                )
+            targets.append(
+                (f"{implementation}: per-`with` cost at depth 1000 ≤ 1.2 × depth 1", growth, 1.2)
+            )
 
     threads = {b["params"]["implementation"]: b for b in benchmarks if b["group"] == "threads"}
     for implementation, bench in sorted(threads.items()):
         per_second = bench["extra_info"]["connections_per_call"] / bench["stats"]["median"]
-        rows.append(("4 threads, one shared object", implementation,
-                     f"{per_second:,.0f} connections/s"))
+        rows.append(
+            ("4 threads, one shared object", implementation, f"{per_second:,.0f} connections/s")
+        )
     if len(threads) == 2:
-        rows.append(("4 threads, one shared object", "compiled / pure Python throughput",
-                     f"{threads['pure-python']['stats']['median'] / threads['compiled']['stats']['median']:.2f}"))
+        speedup = threads["pure-python"]["stats"]["median"] / threads["compiled"]["stats"]["median"]
+        rows.append(
+            (
+                "4 threads, one shared object",
+                "compiled / pure Python throughput",
+                f"{speedup:.2f}",
+            )
+        )
 
     memory = output.get("measurements", {})
     for implementation in ("compiled", "pure-python"):
         if f"memory-{implementation}" in memory:
-            rows.append(("bytes per idle instance", implementation,
-                         f"{memory[f'memory-{implementation}']:.0f}"))
+            rows.append(
+                (
+                    "bytes per idle instance",
+                    implementation,
+                    f"{memory[f'memory-{implementation}']:.0f}",
+                )
+            )
     if "memory-compiled" in memory and "memory-pure-python" in memory:
         ratio = memory["memory-compiled"] / memory["memory-pure-python"]
         rows.append(("bytes per idle instance", "compiled / pure Python", f"{ratio:.2f}"))
@@ -155,10 +204,15 @@ def render(derived: dict[str, Any]) -> str:
     lines += [f"| {what} | {of} | {value} |" for what, of, value in derived["rows"]]
     lines += ["", "| target | measured | limit | met |", "| --- | --- | --- | --- |"]
     for description, value, limit in derived["targets"]:
-        lines.append(f"| {description} | {value:.2f} | {limit} | {'yes' if value <= limit else 'NO'} |")
+        lines.append(
+            f"| {description} | {value:.2f} | {limit} | {'yes' if value <= limit else 'NO'} |"
+        )
     if "saved_share" in derived:
-        lines += ["", f"Compiling saves {derived['saved_ns']:.0f} ns per `with`, "
-                      f"{derived['saved_share'] * 100:.2f} % of one loopback TCP connect+close."]
+        lines += [
+            "",
+            f"Compiling saves {derived['saved_ns']:.0f} ns per `with`, "
+            f"{derived['saved_share'] * 100:.2f} % of one loopback TCP connect+close.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -172,8 +226,12 @@ def update_readme(readme: pathlib.Path, text: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("json", type=pathlib.Path, nargs="?",
-                        default=pathlib.Path(__file__).parent / "results" / "latest.json")
+    parser.add_argument(
+        "json",
+        type=pathlib.Path,
+        nargs="?",
+        default=pathlib.Path(__file__).parent / "results" / "latest.json",
+    )
     parser.add_argument("--readme", type=pathlib.Path, help="rewrite this README's section")
     args = parser.parse_args()
     text = render(derive(json.loads(args.json.read_text())))

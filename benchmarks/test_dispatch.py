@@ -3,9 +3,9 @@
 from socket import AF_INET, SOCK_STREAM
 
 import pytest
+import references
 
 import lazyconnection
-import references
 
 WITHS_PER_CALL = 100
 ADDRESS = ("127.0.0.1", 9)  # never connected to: the stand-in does no I/O

@@ -7,7 +7,7 @@ CYCLES_PER_THREAD = 25  # each cycle opens two nested connections
 
 
 def test_threads(benchmark, implementation, tcp_address):
-    label, cls = implementation
+    _, cls = implementation
     benchmark.group = "threads"
     benchmark.extra_info["connections_per_call"] = THREADS * CYCLES_PER_THREAD * 2
     conn = cls(tcp_address)

@@ -13,14 +13,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-
-import lazyconnection
 from echo_server import serving
 
+import lazyconnection
+
 PURE_PYTHON_REQUESTED = bool(os.environ.get("LAZYCONNECTION_NO_EXTENSIONS"))
-COMPILED_EXPECTED = (
-    platform.python_implementation() == "CPython" and not PURE_PYTHON_REQUESTED
-)
+COMPILED_EXPECTED = platform.python_implementation() == "CPython" and not PURE_PYTHON_REQUESTED
 
 
 def _implementations() -> list[Any]:
@@ -41,7 +39,7 @@ def compiled_class() -> type:
 
 
 @pytest.fixture(scope="session", params=_implementations())
-def LazyConnection(request: pytest.FixtureRequest) -> type:  # noqa: N802 - reads as the class
+def LazyConnection(request: pytest.FixtureRequest) -> type:
     """Each implementation in turn: every behaviour test runs against both."""
     if request.param == "pure-python":
         return lazyconnection.PyLazyConnection

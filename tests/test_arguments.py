@@ -25,7 +25,9 @@ ADDRESS = ("127.0.0.1", 80)
         ({"max_depth": "1"}, TypeError, "max_depth"),
         ({"socket_factory": "socket"}, TypeError, "socket_factory"),
     ],
-    ids=lambda value: None if not isinstance(value, dict) else "-".join(f"{k}={v!r}" for k, v in value.items()),
+    ids=lambda value: (
+        None if not isinstance(value, dict) else "-".join(f"{k}={v!r}" for k, v in value.items())
+    ),
 )
 def test_bad_option_is_named(LazyConnection, kwargs, error, name):
     with pytest.raises(error, match=f"^{name} "):
@@ -47,7 +49,7 @@ def test_bad_option_is_named(LazyConnection, kwargs, error, name):
     ids=repr,
 )
 def test_bad_inet_address_is_named(LazyConnection, address, error):
-    with pytest.raises(error, match="^address"):
+    with pytest.raises(error, match=r"^address"):
         LazyConnection(address)
 
 
@@ -57,7 +59,9 @@ def test_any_port_outside_range_is_refused(LazyConnection, port):
         LazyConnection(("127.0.0.1", port))
 
 
-@given(port=st.integers(0, 65535), host=st.sampled_from(["127.0.0.1", b"localhost", "example.invalid"]))
+@given(
+    port=st.integers(0, 65535), host=st.sampled_from(["127.0.0.1", b"localhost", "example.invalid"])
+)
 def test_any_port_in_range_is_accepted_without_io(LazyConnection, port, host):
     assert LazyConnection((host, port)).address == (host, port)
 
@@ -73,7 +77,7 @@ def test_ipv6_tuples_are_accepted(LazyConnection, address):
 
 @pytest.mark.parametrize("address", [("::1",), ("::1", 80, -1), ("::1", 80, 0, "eth0")], ids=repr)
 def test_bad_ipv6_tuples_are_named(LazyConnection, address):
-    with pytest.raises((TypeError, ValueError), match="^address"):
+    with pytest.raises((TypeError, ValueError), match=r"^address"):
         LazyConnection(address, socket.AF_INET6)
 
 
@@ -102,7 +106,7 @@ def test_abstract_unix_name_connects(LazyConnection, echo):
 
 
 def test_bad_unix_address_is_named(LazyConnection):
-    with pytest.raises(TypeError, match="^address"):
+    with pytest.raises(TypeError, match=r"^address"):
         LazyConnection(("127.0.0.1", 80), socket.AF_UNIX)
 
 

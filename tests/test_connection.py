@@ -135,7 +135,7 @@ def test_exit_without_enter_raises_runtime_error(LazyConnection, echo_address):
 def test_max_depth_one_refuses_a_nested_enter(LazyConnection, echo_address, echo):
     conn = LazyConnection(echo_address, max_depth=1)
     with conn as sock:
-        with pytest.raises(RuntimeError, match="^Already connected$"):
+        with pytest.raises(RuntimeError, match=r"^Already connected$"):
             conn.__enter__()
         assert conn.connections == (sock,)
         assert echo(sock, b"still open") == b"still open"

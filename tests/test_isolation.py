@@ -25,8 +25,14 @@ def test_threads_sharing_one_object_keep_their_own_sockets(LazyConnection, echo_
                 with conn as outer:
                     with conn as inner:
                         assert conn.connections == (outer, inner)
-                        assert echo(inner, b"%d-%d-inner" % (number, round)) == b"%d-%d-inner" % (number, round)
-                    assert echo(outer, b"%d-%d-outer" % (number, round)) == b"%d-%d-outer" % (number, round)
+                        assert echo(inner, b"%d-%d-inner" % (number, round)) == b"%d-%d-inner" % (
+                            number,
+                            round,
+                        )
+                    assert echo(outer, b"%d-%d-outer" % (number, round)) == b"%d-%d-outer" % (
+                        number,
+                        round,
+                    )
                     assert conn.sock is outer
                 assert conn.connections == ()
         except BaseException as error:  # report in the main thread

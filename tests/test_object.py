@@ -13,9 +13,7 @@ import lazyconnection
 
 def test_repr_shows_address_family_type_and_open_count(LazyConnection, echo_address):
     conn = LazyConnection(echo_address)
-    assert repr(conn).endswith(
-        f" address={echo_address!r} family=AF_INET type=SOCK_STREAM open=0>"
-    )
+    assert repr(conn).endswith(f" address={echo_address!r} family=AF_INET type=SOCK_STREAM open=0>")
     with conn, conn:
         assert repr(conn).endswith(" open=2>")
 
@@ -25,15 +23,23 @@ def test_repr_names_the_implementation(LazyConnection, echo_address):
     assert repr(LazyConnection(echo_address)).startswith(f"<{module}.LazyConnection ")
 
 
-@pytest.mark.parametrize("duplicate", [copy.copy, copy.deepcopy, lambda c: pickle.loads(pickle.dumps(c))],
-                         ids=["copy", "deepcopy", "pickle"])
+@pytest.mark.parametrize(
+    "duplicate",
+    [copy.copy, copy.deepcopy, lambda c: pickle.loads(pickle.dumps(c))],
+    ids=["copy", "deepcopy", "pickle"],
+)
 def test_duplicates_keep_configuration_but_no_sockets(LazyConnection, unix_path, duplicate):
     conn = LazyConnection(unix_path, socket.AF_UNIX, max_depth=4)
     with conn:
         twin = duplicate(conn)
         assert type(twin) is LazyConnection
         assert (twin.address, twin.family, twin.type, twin.proto, twin.max_depth) == (
-            unix_path, socket.AF_UNIX, socket.SOCK_STREAM, 0, 4)
+            unix_path,
+            socket.AF_UNIX,
+            socket.SOCK_STREAM,
+            0,
+            4,
+        )
         assert twin.connections == ()
         with twin as sock:
             assert conn.sock is not sock
@@ -71,4 +77,6 @@ def test_instances_are_weakly_referenceable(LazyConnection, echo_address):
 def test_public_names():
     assert lazyconnection.PyLazyConnection.__module__ == "lazyconnection._connection_py"
     assert lazyconnection.LazyConnection in (
-        lazyconnection.CLazyConnection, lazyconnection.PyLazyConnection)
+        lazyconnection.CLazyConnection,
+        lazyconnection.PyLazyConnection,
+    )

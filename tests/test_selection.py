@@ -6,16 +6,21 @@ import os
 import subprocess
 import sys
 
-import lazyconnection
 from conftest import COMPILED_EXPECTED
+
+import lazyconnection
 
 
 def _selected_in_child(**environ: str) -> str:
     code = "import lazyconnection as l; print(l.LazyConnection.__module__, l.CLazyConnection)"
     env = {key: value for key, value in os.environ.items() if key != "LAZYCONNECTION_NO_EXTENSIONS"}
     result = subprocess.run(
-        [sys.executable, "-c", code], env={**env, **environ},
-        capture_output=True, text=True, timeout=60, check=True,
+        [sys.executable, "-c", code],
+        env={**env, **environ},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     return result.stdout.strip()
 

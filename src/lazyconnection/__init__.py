@@ -9,17 +9,23 @@ from ._connection_py import LazyConnection as PyLazyConnection
 __all__ = ("CLazyConnection", "LazyConnection", "PyLazyConnection")
 __version__ = "0.1.0"
 
-CLazyConnection: Optional[Type[PyLazyConnection]] = None
-if platform.python_implementation() == "CPython" and not os.environ.get(
-    "LAZYCONNECTION_NO_EXTENSIONS"
-):
-    try:
-        from ._connection_c import LazyConnection as CLazyConnection
-    except ImportError:  # not built here: the test suite fails loudly on CPython
-        pass
 
-if TYPE_CHECKING:
-    # One class for annotations; both implementations share this interface.
+def _compiled_class() -> Optional[Type[PyLazyConnection]]:
+    if platform.python_implementation() != "CPython" or os.environ.get(
+        "LAZYCONNECTION_NO_EXTENSIONS"
+    ):
+        return None
+    try:
+        from ._connection_c import LazyConnection
+    except ImportError:  # not built here; on CPython the test suite fails loudly
+        return None
+    # Typed as the pure-Python class: tests/test_stub.py holds both to one interface.
+    return LazyConnection  # type: ignore[return-value]
+
+
+CLazyConnection = _compiled_class()
+
+if TYPE_CHECKING:  # one class to write in annotations, whichever is selected
     LazyConnection = PyLazyConnection
 else:
     LazyConnection = CLazyConnection or PyLazyConnection

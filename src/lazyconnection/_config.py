@@ -12,9 +12,7 @@ from typing import Any, Callable, Tuple
 # What the socket module itself accepts as a host name in an address tuple.
 _HOST_TYPES = (str, bytes, bytearray)
 
-NO_OPEN_CONNECTION = (
-    "__exit__ called with no open connection in this thread, task or greenlet"
-)
+NO_OPEN_CONNECTION = "__exit__ called with no open connection in this thread, task or greenlet"
 ALREADY_CONNECTED = "Already connected"
 
 Config = Tuple[Any, int, int, int, Any, Callable[..., Any]]
@@ -62,8 +60,7 @@ def check_address(address: Any, family: int) -> Any:
         if isinstance(address, os.PathLike):
             return os.fspath(address)
         raise TypeError(
-            "address for AF_UNIX must be a str, bytes or path-like path,"
-            f" not {_type_name(address)}"
+            f"address for AF_UNIX must be a str, bytes or path-like path, not {_type_name(address)}"
         )
     return address
 
@@ -117,12 +114,17 @@ def type_qualname(value: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def rebuild(cls: Any, address: Any, family: int, type: int, proto: int,
-            max_depth: int | None, socket_factory: Any) -> Any:
+def rebuild(
+    cls: Any,
+    address: Any,
+    family: int,
+    type: int,
+    proto: int,
+    max_depth: int | None,
+    socket_factory: Any,
+) -> Any:
     """Unpickle or copy: the configuration only; open sockets never travel."""
-    return cls(
-        address, family, type, proto, max_depth=max_depth, socket_factory=socket_factory
-    )
+    return cls(address, family, type, proto, max_depth=max_depth, socket_factory=socket_factory)
 
 
 def reduce(connection: Any) -> tuple[Any, tuple[Any, ...]]:

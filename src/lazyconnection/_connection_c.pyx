@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""The compiled LazyConnection: the pure-Python twin (_connection_py.py) with the `with` path in C."""
+"""The compiled LazyConnection: the twin of _connection_py.py, with the `with` path in C."""
 
 cimport cython
 from cpython.contextvars cimport PyContextVar_Set, get_value

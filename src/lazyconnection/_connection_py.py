@@ -141,7 +141,7 @@ class LazyConnection:
     def sock(self) -> Optional[socket.socket]:
         """The caller's innermost open socket, or None."""
         stack = _own_stack(self._key)
-        return None if not stack else stack[-1]  # type: ignore[no-any-return]
+        return None if not stack else stack[-1]
 
     @property
     def address(self) -> Any:

@@ -1,0 +1,128 @@
+"""The interpreter matrix and every way the package can be built: `nox -l` lists the sessions."""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+import tarfile
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.error_on_missing_interpreters = True
+
+CPYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
+REQUIRE_COMPILED = {"LAZYCONNECTION_REQUIRE_EXTENSIONS": "1"}
+FORCE_PURE = {"LAZYCONNECTION_NO_EXTENSIONS": "1"}
+CHECK_COMPILED = "import lazyconnection as l; assert l.LazyConnection is l.CLazyConnection"
+CHECK_PURE = (
+    "import lazyconnection as l; assert l.CLazyConnection is None;"
+    " assert l.LazyConnection is l.PyLazyConnection"
+)
+FALLBACK_WARNING = "the pure-Python implementation will be used"
+
+
+def _clean_copy(session: nox.Session) -> pathlib.Path:
+    """The sources without earlier builds, whose objects setuptools would reuse."""
+    target = pathlib.Path(session.create_tmp()) / "source"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(
+        ".",
+        target,
+        ignore=shutil.ignore_patterns(
+            ".git", ".nox", "build", "dist", "*.egg-info", "*.so", "_connection_c.c", "results"
+        ),
+    )
+    return target
+
+
+@nox.session(python=CPYTHONS)
+def tests(session: nox.Session) -> None:
+    """Compiled: a failed compile is fatal, and the suite fails if the compiled class is absent."""
+    session.install(f"{_clean_copy(session)}[test]", env=REQUIRE_COMPILED)
+    session.run("python", "-c", CHECK_COMPILED)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python="3.11")
+def tests_pure(session: nox.Session) -> None:
+    """LAZYCONNECTION_NO_EXTENSIONS at build time: no compile, pure-Python package."""
+    output = session.run(
+        "python",
+        "-m",
+        "pip",
+        "install",
+        "-v",
+        f"{_clean_copy(session)}[test]",
+        env=FORCE_PURE,
+        silent=True,
+    )
+    assert "LAZYCONNECTION_NO_EXTENSIONS is set" in output, "no fallback warning"
+    session.run("python", "-c", CHECK_PURE, env=FORCE_PURE)
+    session.run("pytest", *session.posargs, env=FORCE_PURE)
+
+
+@nox.session(python="pypy3")
+def tests_pypy(session: nox.Session) -> None:
+    """PyPy: no compile attempted, the pure-Python class selected."""
+    session.install(f"{_clean_copy(session)}[test]")
+    session.run("python", "-c", CHECK_PURE)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python="3.11")
+def no_compiler(session: nox.Session) -> None:
+    """CC=false: the build succeeds with one warning line and installs pure Python."""
+    output = session.run(
+        "python",
+        "-m",
+        "pip",
+        "install",
+        "-v",
+        f"{_clean_copy(session)}[test]",
+        env={"CC": "false"},
+        silent=True,
+    )
+    warnings = [line for line in output.splitlines() if FALLBACK_WARNING in line]
+    assert len(warnings) == 1, f"expected one fallback warning, got {warnings}"
+    session.log(warnings[0].strip())
+    session.run("python", "-c", CHECK_PURE)
+    # The suite insists on the compiled class on CPython unless pure Python was asked for.
+    session.run("pytest", *session.posargs, env=FORCE_PURE)
+
+
+@nox.session(python="3.11")
+def sdist(session: nox.Session) -> None:
+    """Build an sdist and a wheel; the sdist alone, unpacked, builds and passes the tests."""
+    session.install("build")
+    dist = pathlib.Path(session.create_tmp()) / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.run("python", "-m", "build", "--outdir", str(dist), str(_clean_copy(session)))
+    (sdist_path,) = dist.glob("lazyconnection-*.tar.gz")
+    (wheel_path,) = dist.glob("lazyconnection-*.whl")
+    session.log(f"built {sdist_path.name} and {wheel_path.name}")
+    unpacked = dist / "unpacked"
+    with tarfile.open(sdist_path) as archive:
+        archive.extractall(unpacked, filter="data")
+    (source,) = unpacked.iterdir()
+    session.install(f"{source}[test]", env=REQUIRE_COMPILED)
+    session.run("python", "-c", CHECK_COMPILED)
+    session.chdir(source)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    """ruff, cython-lint and mypy --strict (the package and tests/typing_example.py)."""
+    session.install("ruff", "cython-lint", "pycodestyle", "mypy", ".[test]")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("cython-lint", "src/lazyconnection/_connection_c.pyx", "benchmarks/_stand_ins.pyx")
+    session.run("mypy")
+
+
+@nox.session(python=["3.11", "3.12"])
+def bench(session: nox.Session) -> None:
+    """The main job: the benchmark run, with its derived figures."""
+    session.install(".[bench]")
+    session.run("pytest", "benchmarks", *session.posargs)
