@@ -6,6 +6,7 @@ import gc
 import os
 import platform
 import socket
+import ssl
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -72,6 +73,68 @@ def unix_path() -> Iterator[str]:
     with tempfile.TemporaryDirectory() as directory:
         with serving("echo", "unix", os.path.join(directory, "echo.sock")) as path:
             yield _address_or_skip(path, "Unix socket")
+
+
+@pytest.fixture(scope="session")
+def sink_address() -> Iterator[tuple[str, int]]:
+    """A server on 127.0.0.1 that accepts and closes every connection at once."""
+    with serving("sink", "tcp") as address:
+        yield _address_or_skip(address, "IPv4")
+
+
+@pytest.fixture(scope="session")
+def full_backlog_address() -> Iterator[tuple[str, int]]:
+    """A listener whose backlog is full and never accepts: a connect to it can only time out."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        address = listener.getsockname()
+        fillers: list[socket.socket] = []
+        try:
+            for _ in range(8):  # the kernel queues a few beyond the backlog; fill them all
+                filler = socket.socket()
+                fillers.append(filler)
+                filler.settimeout(0.2)
+                try:
+                    filler.connect(address)
+                except socket.timeout:
+                    break
+            else:
+                pytest.fail("the listener's backlog never filled up")
+            yield address
+        finally:
+            for filler in fillers:
+                filler.close()
+
+
+@pytest.fixture(scope="session")
+def tls_ca() -> Any:
+    """A throwaway certificate authority (trustme)."""
+    if platform.python_implementation() != "CPython":
+        # trustme needs cryptography, which has no build for PyPy 3.9 here.
+        pytest.importorskip("trustme")
+    import trustme
+
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def tls_address(tls_ca: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A TLS echo server on 127.0.0.1 whose certificate names localhost and 127.0.0.1."""
+    pem = tmp_path_factory.mktemp("tls") / "server.pem"
+    tls_ca.issue_cert("localhost", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(
+        str(pem)
+    )
+    with serving("echo", "tcp", tls=(str(pem), str(pem))) as address:
+        yield _address_or_skip(address, "TLS")
+
+
+@pytest.fixture
+def trusting_context(tls_ca: Any) -> ssl.SSLContext:
+    """A verifying client context that trusts the throwaway CA."""
+    context = ssl.create_default_context()
+    tls_ca.configure_trust(context)
+    return context
 
 
 @pytest.fixture(scope="session")

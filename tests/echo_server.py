@@ -1,18 +1,20 @@
 """Loopback servers run as their own process, so a test counts only its own descriptors and a
 benchmark does not share its interpreter with the server.
 
-Run as ``python echo_server.py echo|sink tcp|tcp6|unix [PATH]``: it prints its address as JSON
-on one line, then serves until its standard input closes or an hour has passed. ``echo``
-sends back what it reads; ``sink`` accepts and closes at once, as fast as it can.
-Start one from Python with ``serving(...)``.
+Run as ``python echo_server.py echo|sink tcp|tcp6|unix [--path PATH] [--tls CERT KEY]``: it
+prints its address as JSON on one line, then serves until its standard input closes or an hour
+has passed. ``echo`` sends back what it reads (over TLS with ``--tls``); ``sink`` accepts and
+closes at once, as fast as it can. Start one from Python with ``serving(...)``.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -50,15 +52,17 @@ def _sink(listener: socket.socket) -> None:
         connection.close()
 
 
-async def _serve(role: str, listener: socket.socket) -> None:
+async def _serve(role: str, listener: socket.socket, tls: ssl.SSLContext | None) -> None:
     loop = asyncio.get_running_loop()
+    # A client that rejects our certificate is what some tests are about: not worth a log line.
+    loop.set_exception_handler(lambda loop, context: None)
     if role == "sink":
         threading.Thread(target=_sink, args=(listener,), daemon=True).start()
         server = None
     elif listener.family == getattr(socket, "AF_UNIX", None):
-        server = await asyncio.start_unix_server(_echo, sock=listener)
+        server = await asyncio.start_unix_server(_echo, sock=listener, ssl=tls)
     else:
-        server = await asyncio.start_server(_echo, sock=listener)
+        server = await asyncio.start_server(_echo, sock=listener, ssl=tls)
     print(json.dumps(listener.getsockname()), flush=True)
     stdin_closed = loop.run_in_executor(None, sys.stdin.buffer.read)
     await asyncio.wait_for(stdin_closed, LIFETIME_SECONDS)
@@ -67,9 +71,13 @@ async def _serve(role: str, listener: socket.socket) -> None:
 
 
 @contextlib.contextmanager
-def serving(role: str, kind: str, path: str | None = None) -> Iterator[Any]:
+def serving(
+    role: str, kind: str, path: str | None = None, tls: tuple[str, str] | None = None
+) -> Iterator[Any]:
     """Run a server in its own process and yield its address; None where it cannot start."""
-    args = [sys.executable, __file__, role, kind] + ([path] if path else [])
+    args = [sys.executable, __file__, role, kind]
+    args += ["--path", path] if path else []
+    args += ["--tls", *tls] if tls else []
     process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         line = process.stdout.readline()  # type: ignore[union-attr]
@@ -81,10 +89,22 @@ def serving(role: str, kind: str, path: str | None = None) -> Iterator[Any]:
         process.wait(timeout=10)
 
 
-if __name__ == "__main__":
-    role, kind = sys.argv[1], sys.argv[2]
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("role", choices=["echo", "sink"])
+    parser.add_argument("kind", choices=["tcp", "tcp6", "unix"])
+    parser.add_argument("--path")
+    parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    args = parser.parse_args()
+    tls = None
+    if args.tls:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(*args.tls)
     try:
-        listener = _listen(kind, sys.argv[3] if len(sys.argv) > 3 else None)
-        asyncio.run(_serve(role, listener))
+        asyncio.run(_serve(args.role, _listen(args.kind, args.path), tls))
     except (OSError, asyncio.TimeoutError, KeyboardInterrupt) as error:
         print(f"echo_server: {error}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

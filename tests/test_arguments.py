@@ -115,3 +115,56 @@ def test_family_enum_and_plain_integers_are_accepted(LazyConnection):
     assert conn.family is socket.AF_INET
     assert conn.type is socket.SOCK_STREAM
     assert conn.proto == 6
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"timeout": -1}, ValueError, "timeout"),
+        ({"timeout": float("nan")}, ValueError, "timeout"),
+        ({"timeout": "5"}, TypeError, "timeout"),
+        ({"timeout": True}, TypeError, "timeout"),
+        ({"source_address": "127.0.0.1"}, TypeError, "source_address"),
+        ({"source_address": ("127.0.0.1", 70000)}, ValueError, "source_address"),
+        ({"socket_options": 1}, TypeError, "socket_options"),
+        ({"socket_options": [(6, 1)]}, TypeError, r"socket_options\[0\]"),
+        ({"socket_options": [(6, 1, 1), ("tcp", 1, 1)]}, TypeError, r"socket_options\[1\]"),
+        ({"socket_options": [(6, 1, 1.5)]}, TypeError, r"socket_options\[0\]"),
+        ({"all_errors": 1}, TypeError, "all_errors"),
+        ({"ssl_context": "tls"}, TypeError, "ssl_context"),
+        ({"server_hostname": "localhost"}, ValueError, "server_hostname"),
+        ({"on_connect": "print"}, TypeError, "on_connect"),
+        ({"retries": -1}, ValueError, "retries"),
+        ({"retries": 1.5}, TypeError, "retries"),
+        ({"backoff": -0.1}, ValueError, "backoff"),
+        ({"backoff": None}, TypeError, "backoff"),
+    ],
+    ids=lambda value: (
+        None if not isinstance(value, dict) else "-".join(f"{k}={v!r}" for k, v in value.items())
+    ),
+)
+def test_bad_connection_option_is_named(LazyConnection, kwargs, error, name):
+    with pytest.raises(error, match=f"^{name}"):
+        LazyConnection(ADDRESS, **kwargs)
+
+
+def test_server_hostname_must_be_a_string(LazyConnection):
+    import ssl
+
+    with pytest.raises(TypeError, match=r"^server_hostname"):
+        LazyConnection(ADDRESS, ssl_context=ssl.create_default_context(), server_hostname=b"x")
+
+
+def test_unix_tls_needs_a_server_hostname_when_hostnames_are_checked(LazyConnection):
+    import ssl
+
+    with pytest.raises(ValueError, match=r"^server_hostname"):
+        LazyConnection("/tmp/x.sock", socket.AF_UNIX, ssl_context=ssl.create_default_context())
+
+
+@pytest.mark.parametrize(
+    "address", ["localhost:80", ("localhost",), ("localhost", 80, 0)], ids=repr
+)
+def test_unspec_needs_a_host_and_port(LazyConnection, address):
+    with pytest.raises(TypeError, match=r"^address"):
+        LazyConnection(address, socket.AF_UNSPEC)

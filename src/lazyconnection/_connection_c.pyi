@@ -1,8 +1,9 @@
 """Types of the compiled twin; they match the pure-Python class in _connection_py.py."""
 
 import socket
+import ssl
 from types import TracebackType
-from typing import Any, Callable, Optional, Tuple, Type
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple, Type
 
 class LazyConnection:
     def __init__(
@@ -14,6 +15,15 @@ class LazyConnection:
         *,
         max_depth: Optional[int] = ...,
         socket_factory: Optional[Callable[[int, int, int], Any]] = ...,
+        timeout: Optional[float] = ...,
+        source_address: Any = ...,
+        socket_options: Iterable[Tuple[int, int, Any]] = ...,
+        all_errors: bool = ...,
+        ssl_context: Optional[ssl.SSLContext] = ...,
+        server_hostname: Optional[str] = ...,
+        on_connect: Optional[Callable[[Any], Any]] = ...,
+        retries: int = ...,
+        backoff: float = ...,
     ) -> None: ...
     def __enter__(self) -> socket.socket: ...
     def __exit__(
@@ -26,6 +36,8 @@ class LazyConnection:
     def connections(self) -> Tuple[socket.socket, ...]: ...
     @property
     def sock(self) -> Optional[socket.socket]: ...
+    @property
+    def options(self) -> Dict[str, Any]: ...
     @property
     def address(self) -> Any: ...
     @property

@@ -16,8 +16,10 @@ from ._config import (
     check_arguments,
     depth_limit,
     describe,
+    options_of,
     reduce,
 )
+from ._opening import DEFAULT_TIMEOUT
 
 
 cdef extern from "Python.h":
@@ -76,6 +78,7 @@ cdef class LazyConnection:
     cdef readonly object proto
     cdef readonly object max_depth
     cdef readonly object socket_factory
+    cdef object _opener
     cdef Py_ssize_t _depth_limit
     cdef object _key
     cdef object __weakref__
@@ -89,6 +92,15 @@ cdef class LazyConnection:
         *,
         max_depth=None,
         socket_factory=None,
+        timeout=DEFAULT_TIMEOUT,
+        source_address=None,
+        socket_options=(),
+        all_errors=False,
+        ssl_context=None,
+        server_hostname=None,
+        on_connect=None,
+        retries=0,
+        backoff=0.1,
     ):
         (
             self.address,
@@ -97,7 +109,24 @@ cdef class LazyConnection:
             self.proto,
             self.max_depth,
             self.socket_factory,
-        ) = check_arguments(address, family, type, proto, max_depth, socket_factory)
+            self._opener,
+        ) = check_arguments(
+            address,
+            family,
+            type,
+            proto,
+            max_depth,
+            socket_factory,
+            timeout=timeout,
+            source_address=source_address,
+            socket_options=socket_options,
+            all_errors=all_errors,
+            ssl_context=ssl_context,
+            server_hostname=server_hostname,
+            on_connect=on_connect,
+            retries=retries,
+            backoff=backoff,
+        )
         self._depth_limit = depth_limit(self.max_depth)
         # Unique for ever, unlike id(self), and hashable whatever a subclass does to __eq__.
         self._key = object()
@@ -107,9 +136,14 @@ cdef class LazyConnection:
         cdef list stack = stacks.get(self._key)
         if stack is not None and len(stack) >= self._depth_limit:
             raise RuntimeError(ALREADY_CONNECTED)
-        sock = self.socket_factory(self.family, self.type, self.proto)
+        opener = self._opener  # None when no option is set: the fast path
+        if opener is None:
+            sock = self.socket_factory(self.family, self.type, self.proto)
+        else:
+            sock = opener.open()  # connected, or closed before its error left
         try:
-            sock.connect(self.address)
+            if opener is None:
+                sock.connect(self.address)
             if stack is None:
                 stacks[self._key] = [sock]
             else:
@@ -140,6 +174,11 @@ cdef class LazyConnection:
         """The caller's innermost open socket, or None."""
         stack = _own_stack(self._key)
         return None if not stack else stack[-1]
+
+    @property
+    def options(self):
+        """The connection options, defaults included (a copy)."""
+        return options_of(self._opener)
 
     def __repr__(self):
         stack = _own_stack(self._key)

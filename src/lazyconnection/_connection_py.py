@@ -6,7 +6,10 @@ import socket
 from contextvars import ContextVar, Token
 from socket import AF_INET, SOCK_STREAM
 from types import TracebackType
-from typing import Any, Callable, Dict, List, Optional, Tuple, Type
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple, Type
+
+if TYPE_CHECKING:
+    import ssl
 
 from ._config import (
     ALREADY_CONNECTED,
@@ -14,8 +17,10 @@ from ._config import (
     check_arguments,
     depth_limit,
     describe,
+    options_of,
     reduce,
 )
+from ._opening import DEFAULT_TIMEOUT
 
 
 class _Registry:
@@ -72,6 +77,7 @@ class LazyConnection:
         "_proto",
         "_max_depth",
         "_socket_factory",
+        "_opener",
         "_depth_limit",
         "_key",
         "__weakref__",
@@ -86,6 +92,15 @@ class LazyConnection:
         *,
         max_depth: Optional[int] = None,
         socket_factory: Optional[Callable[[int, int, int], Any]] = None,
+        timeout: Optional[float] = DEFAULT_TIMEOUT,
+        source_address: Any = None,
+        socket_options: Iterable[Tuple[int, int, Any]] = (),
+        all_errors: bool = False,
+        ssl_context: Optional[ssl.SSLContext] = None,
+        server_hostname: Optional[str] = None,
+        on_connect: Optional[Callable[[Any], Any]] = None,
+        retries: int = 0,
+        backoff: float = 0.1,
     ) -> None:
         (
             self._address,
@@ -94,7 +109,24 @@ class LazyConnection:
             self._proto,
             self._max_depth,
             self._socket_factory,
-        ) = check_arguments(address, family, type, proto, max_depth, socket_factory)
+            self._opener,
+        ) = check_arguments(
+            address,
+            family,
+            type,
+            proto,
+            max_depth,
+            socket_factory,
+            timeout=timeout,
+            source_address=source_address,
+            socket_options=socket_options,
+            all_errors=all_errors,
+            ssl_context=ssl_context,
+            server_hostname=server_hostname,
+            on_connect=on_connect,
+            retries=retries,
+            backoff=backoff,
+        )
         self._depth_limit = depth_limit(self._max_depth)
         # Unique for ever, unlike id(self), and hashable whatever a subclass does to __eq__.
         self._key = object()
@@ -104,9 +136,14 @@ class LazyConnection:
         stack = stacks.get(self._key)
         if stack is not None and len(stack) >= self._depth_limit:
             raise RuntimeError(ALREADY_CONNECTED)
-        sock = self._socket_factory(self._family, self._type, self._proto)
+        opener = self._opener  # None when no option is set: the fast path
+        if opener is None:
+            sock = self._socket_factory(self._family, self._type, self._proto)
+        else:
+            sock = opener.open()  # connected, or closed before its error left
         try:
-            sock.connect(self._address)
+            if opener is None:
+                sock.connect(self._address)
             if stack is None:
                 stacks[self._key] = [sock]
             else:
@@ -142,6 +179,11 @@ class LazyConnection:
         """The caller's innermost open socket, or None."""
         stack = _own_stack(self._key)
         return None if not stack else stack[-1]
+
+    @property
+    def options(self) -> Dict[str, Any]:
+        """The connection options, defaults included (a copy)."""
+        return options_of(self._opener)
 
     @property
     def address(self) -> Any:
