@@ -23,6 +23,9 @@ cdef class StandInSocket:
     def connect(self, address):
         pass
 
+    def setblocking(self, flag):
+        pass
+
     def close(self):
         pass
 

@@ -82,6 +82,19 @@ def derive(output: dict[str, Any]) -> dict[str, Any]:
         rows.append(("dispatch", "compiled / floor", f"{ratio:.2f}"))
         targets.append(("compiled dispatch overhead ≤ 2.5 × the floor's", ratio, 2.5))
 
+    asynchronous = _by_name(benchmarks, "async-dispatch")
+    async_inline = asynchronous.get("test_async_baseline_stand_in_calls_inline")
+    async_overhead = {}
+    for name, label in (("test_async_compiled", "compiled"), ("test_async_pure_python", "pure")):
+        if async_inline and name in asynchronous:
+            async_overhead[label] = _median_ns(asynchronous[name]) - _median_ns(async_inline)
+            rows.append(
+                ("dispatch overhead per `async with`", label, f"{async_overhead[label]:.1f} ns")
+            )
+    if len(async_overhead) == 2:
+        ratio = async_overhead["compiled"] / async_overhead["pure"]
+        rows.append(("async dispatch", "compiled / pure Python", f"{ratio:.2f}"))
+
     for transport, raw_name, names in (
         (
             "tcp",

@@ -51,3 +51,13 @@ def test_recipe_stack_uses_the_stand_in_when_patched(stand_ins, monkeypatch):
     monkeypatch.setattr(references, "socket", stand_ins.stand_in_factory)
     with references.RecipeStackLazyConnection(("127.0.0.1", 9)) as sock:
         assert sock is stand_ins.stand_in_factory()
+
+
+def test_stand_in_event_loop_connects_at_once(stand_ins):
+    loop = references.StandInEventLoop()
+    try:
+        sock = stand_ins.stand_in_factory()
+        assert sock.setblocking(False) is None
+        assert loop.run_until_complete(loop.sock_connect(sock, ("127.0.0.1", 9))) is None
+    finally:
+        loop.close()

@@ -10,12 +10,22 @@ import lazyconnection
 
 STUB = pathlib.Path(lazyconnection.__file__).parent / "_connection_c.pyi"
 # Dunder methods that are part of the interface; the rest come from `object`.
-PROTOCOL = {"__init__", "__enter__", "__exit__", "__reduce__"}
+PROTOCOL = {
+    "__init__",
+    "__enter__",
+    "__exit__",
+    "__aenter__",
+    "__aexit__",
+    "__call__",
+    "__reduce__",
+}
 
 
 def _stub_names() -> set[str]:
     (cls,) = [node for node in ast.parse(STUB.read_text()).body if isinstance(node, ast.ClassDef)]
-    return {node.name for node in cls.body if isinstance(node, ast.FunctionDef)}
+    return {
+        node.name for node in cls.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    }
 
 
 def _public_names(cls: type) -> set[str]:

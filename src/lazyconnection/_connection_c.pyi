@@ -3,7 +3,9 @@
 import socket
 import ssl
 from types import TracebackType
-from typing import Any, Callable, Dict, Iterable, Optional, Tuple, Type
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple, Type, TypeVar
+
+_Function = TypeVar("_Function", bound=Callable[..., Any])
 
 class LazyConnection:
     def __init__(
@@ -32,6 +34,14 @@ class LazyConnection:
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None: ...
+    async def __aenter__(self) -> socket.socket: ...
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None: ...
+    def __call__(self, func: _Function) -> _Function: ...
     @property
     def connections(self) -> Tuple[socket.socket, ...]: ...
     @property

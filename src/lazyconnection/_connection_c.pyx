@@ -19,7 +19,7 @@ from ._config import (
     options_of,
     reduce,
 )
-from ._opening import DEFAULT_TIMEOUT
+from ._opening import DEFAULT_TIMEOUT, decorate, open_plain_async
 
 
 cdef extern from "Python.h":
@@ -162,6 +162,34 @@ cdef class LazyConnection:
         if not stack:
             del registry.stacks[self._key]
         sock.close()
+
+    async def __aenter__(self):
+        cdef dict stacks = _own_registry(True).stacks
+        cdef list stack = stacks.get(self._key)
+        if stack is not None and len(stack) >= self._depth_limit:
+            raise RuntimeError(ALREADY_CONNECTED)
+        if self._opener is None:
+            sock = await open_plain_async(
+                self.socket_factory, self.family, self.type, self.proto, self.address
+            )
+        else:
+            sock = await self._opener.open_async()  # connected, or closed before its error left
+        try:
+            if stack is None:
+                stacks[self._key] = [sock]
+            else:
+                stack.append(sock)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    async def __aexit__(self, exc_type, exc, tb):
+        LazyConnection.__exit__(self, exc_type, exc, tb)
+
+    def __call__(self, func):
+        """Use as a decorator: each call runs inside a connection of its own."""
+        return decorate(self, func)
 
     @property
     def connections(self):

@@ -6,7 +6,18 @@ import socket
 from contextvars import ContextVar, Token
 from socket import AF_INET, SOCK_STREAM
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple, Type
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Optional,
+    Tuple,
+    Type,
+    TypeVar,
+)
 
 if TYPE_CHECKING:
     import ssl
@@ -20,7 +31,9 @@ from ._config import (
     options_of,
     reduce,
 )
-from ._opening import DEFAULT_TIMEOUT
+from ._opening import DEFAULT_TIMEOUT, decorate, open_plain_async
+
+_Function = TypeVar("_Function", bound=Callable[..., Any])
 
 
 class _Registry:
@@ -167,6 +180,39 @@ class LazyConnection:
         if not stack:
             del registry.stacks[self._key]  # type: ignore[union-attr]
         sock.close()
+
+    async def __aenter__(self) -> socket.socket:
+        stacks = _own_registry(True).stacks  # type: ignore[union-attr]
+        stack = stacks.get(self._key)
+        if stack is not None and len(stack) >= self._depth_limit:
+            raise RuntimeError(ALREADY_CONNECTED)
+        if self._opener is None:
+            sock = await open_plain_async(
+                self._socket_factory, self._family, self._type, self._proto, self._address
+            )
+        else:
+            sock = await self._opener.open_async()  # connected, or closed before its error left
+        try:
+            if stack is None:
+                stacks[self._key] = [sock]
+            else:
+                stack.append(sock)
+        except BaseException:
+            sock.close()
+            raise
+        return sock  # type: ignore[no-any-return]
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        LazyConnection.__exit__(self, exc_type, exc, tb)
+
+    def __call__(self, func: _Function) -> _Function:
+        """Use as a decorator: each call runs inside a connection of its own."""
+        return decorate(self, func)  # type: ignore[return-value]
 
     @property
     def connections(self) -> Tuple[socket.socket, ...]:

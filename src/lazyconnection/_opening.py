@@ -6,10 +6,13 @@ work to an Opener, and whatever fails on the way closes the socket before the er
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import inspect
 import socket
 import sys
 import time
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 # The same object socket.create_connection uses for "the stdlib's global default".
 DEFAULT_TIMEOUT: Any = socket._GLOBAL_DEFAULT_TIMEOUT  # type: ignore[attr-defined]
@@ -112,6 +115,109 @@ class Opener:
             sock.close()
             raise
         return sock
+
+    async def open_async(self) -> Any:
+        """The same on the running event loop: a non-blocking socket, connected without blocking."""
+        if self.ssl_context is not None:
+            raise NotImplementedError(
+                "TLS is not supported with `async with`: the event loop's sock_* calls refuse"
+                " SSL sockets; use asyncio.open_connection(..., ssl=context) for TLS streams"
+            )
+        attempt = 0
+        while True:
+            try:
+                return await self._open_once_async()
+            except Exception as error:
+                if attempt >= self.retries or not retryable(error):
+                    raise
+            await asyncio.sleep(min(self.backoff * 2**attempt, MAX_BACKOFF_SECONDS))
+            attempt += 1
+
+    async def _open_once_async(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self.family != socket.AF_UNSPEC:
+            return await self._open_to_async(loop, self.family, self.type, self.proto, self.address)
+        host, port = self.address
+        errors: List[Exception] = []
+        try:
+            for family, type, proto, _, sockaddr in await loop.getaddrinfo(
+                host, port, type=self.type, proto=self.proto
+            ):
+                try:
+                    return await self._open_to_async(loop, family, type, proto, sockaddr)
+                except Exception as error:
+                    errors.append(error)
+            raise combined(errors, self.all_errors)
+        finally:
+            errors = []
+
+    async def _open_to_async(
+        self, loop: asyncio.AbstractEventLoop, family: int, type: int, proto: int, sockaddr: Any
+    ) -> Any:
+        sock = self.socket_factory(family, type, proto)
+        try:
+            sock.setblocking(False)
+            for level, optname, value in self.socket_options:
+                sock.setsockopt(level, optname, value)
+            if self.source_address is not None:
+                sock.bind(self.source_address)
+            timeout = (
+                socket.getdefaulttimeout() if self.timeout is DEFAULT_TIMEOUT else self.timeout
+            )
+            await connect_async(loop, sock, sockaddr, timeout)
+            if self.on_connect is not None:
+                result = self.on_connect(sock)
+                if inspect.isawaitable(result):
+                    await result
+        except BaseException:  # CancelledError too: a cancelled connect leaves nothing open
+            sock.close()
+            raise
+        return sock
+
+
+async def connect_async(
+    loop: asyncio.AbstractEventLoop, sock: Any, address: Any, timeout: Optional[float]
+) -> None:
+    if timeout is None:
+        await loop.sock_connect(sock, address)
+        return
+    try:
+        await asyncio.wait_for(loop.sock_connect(sock, address), timeout)
+    except asyncio.TimeoutError:
+        raise socket.timeout("timed out") from None  # as the blocking connect says
+
+
+async def open_plain_async(
+    socket_factory: Callable[..., Any], family: int, type: int, proto: int, address: Any
+) -> Any:
+    """`async with` when no option is set: a non-blocking socket connected on the running loop."""
+    sock = socket_factory(family, type, proto)
+    try:
+        sock.setblocking(False)
+        await connect_async(asyncio.get_running_loop(), sock, address, socket.getdefaulttimeout())
+    except BaseException:  # CancelledError too: a cancelled connect leaves nothing open
+        sock.close()
+        raise
+    return sock
+
+
+def decorate(connection: Any, func: Callable[..., Any]) -> Callable[..., Any]:
+    """`@conn`: each call runs inside a connection of its own, `async with` for coroutines."""
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            async with connection:
+                return await func(*args, **kwargs)
+
+        return run_async
+
+    @functools.wraps(func)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with connection:
+            return func(*args, **kwargs)
+
+    return run
 
 
 def combined(errors: List[Exception], all_errors: bool) -> Exception:

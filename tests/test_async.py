@@ -1,0 +1,267 @@
+"""`async with` on the running event loop, per-task stacks, cancellation, and `@conn`."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import ssl
+
+import pytest
+
+TASKS = 100
+CANCELLATIONS = 40
+
+
+async def _echo(sock: socket.socket, payload: bytes) -> bytes:
+    loop = asyncio.get_running_loop()
+    await loop.sock_sendall(sock, payload)
+    received = b""
+    while len(received) < len(payload):
+        chunk = await loop.sock_recv(sock, len(payload) - len(received))
+        assert chunk, "server closed early"
+        received += chunk
+    return received
+
+
+def test_async_with_gives_a_connected_non_blocking_socket(LazyConnection, echo_address):
+    conn = LazyConnection(echo_address)
+
+    async def main():
+        async with conn as sock:
+            assert type(sock) is socket.socket
+            assert sock.getblocking() is False
+            assert conn.connections == (sock,)
+            assert await _echo(sock, b"async") == b"async"
+        return sock
+
+    assert asyncio.run(main()).fileno() == -1
+    assert conn.connections == ()
+
+
+def test_async_with_over_a_unix_path(LazyConnection, unix_path):
+    async def main():
+        async with LazyConnection(unix_path, socket.AF_UNIX) as sock:
+            return await _echo(sock, b"unix")
+
+    assert asyncio.run(main()) == b"unix"
+
+
+def test_many_tasks_share_one_object_and_keep_their_own_sockets(
+    LazyConnection, echo_address, no_leaks
+):
+    conn = LazyConnection(echo_address)
+
+    async def task(number):
+        payload = b"task-%d" % number
+        async with conn as outer:
+            await asyncio.sleep(0)
+            async with conn as inner:
+                assert conn.connections == (outer, inner)
+                assert await _echo(inner, payload + b"-inner") == payload + b"-inner"
+            await asyncio.sleep(0)
+            assert conn.connections == (outer,)
+            assert await _echo(outer, payload) == payload
+        assert conn.connections == ()
+
+    async def main():
+        await asyncio.wait_for(asyncio.gather(*(task(n) for n in range(TASKS))), 30)
+
+    with no_leaks():
+        asyncio.run(main())
+
+
+def test_sync_and_async_nest_in_one_task(LazyConnection, echo_address):
+    conn = LazyConnection(echo_address)
+
+    async def main():
+        with conn as outer:
+            async with conn as middle:
+                with conn as inner:
+                    assert conn.connections == (outer, middle, inner)
+                assert conn.connections == (outer, middle)
+            assert conn.connections == (outer,)
+        assert conn.connections == ()
+
+    asyncio.run(main())
+
+
+def test_async_max_depth(LazyConnection, echo_address):
+    conn = LazyConnection(echo_address, max_depth=1)
+
+    async def main():
+        async with conn as sock:
+            with pytest.raises(RuntimeError, match="Already connected"):
+                await conn.__aenter__()
+            assert conn.connections == (sock,)
+
+    asyncio.run(main())
+
+
+def test_async_exit_without_enter(LazyConnection, echo_address):
+    async def main():
+        with pytest.raises(RuntimeError, match="no open connection"):
+            await LazyConnection(echo_address).__aexit__(None, None, None)
+
+    asyncio.run(main())
+
+
+def test_async_body_exception_propagates_after_close(LazyConnection, echo_address):
+    async def main():
+        with pytest.raises(KeyError) as caught:
+            async with LazyConnection(echo_address) as sock:
+                raise KeyError("body")
+        return sock, caught.value
+
+    sock, error = asyncio.run(main())
+    assert sock.fileno() == -1
+    assert error.args == ("body",)
+
+
+def test_cancelled_connect_leaves_nothing_open(LazyConnection, full_backlog_address, no_leaks):
+    conn = LazyConnection(full_backlog_address)
+    chance = random.Random(1)
+
+    async def connect():
+        async with conn:
+            pytest.fail("the connect cannot succeed")
+
+    async def main():
+        for _ in range(CANCELLATIONS):
+            task = asyncio.ensure_future(connect())
+            await asyncio.sleep(chance.uniform(0, 0.005))
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert conn.connections == ()
+
+    with no_leaks():
+        asyncio.run(main())
+
+
+def test_async_timeout_bounds_the_connect(LazyConnection, full_backlog_address, no_leaks):
+    async def main():
+        with pytest.raises(socket.timeout):
+            async with LazyConnection(full_backlog_address, timeout=0.05):
+                pass
+
+    with no_leaks():
+        asyncio.run(main())
+
+
+def test_async_options_apply(LazyConnection, echo_address, refused_address):
+    seen = []
+    targets = iter([refused_address, echo_address])
+
+    made = []
+
+    class Steered(socket.socket):
+        def connect(self, address):  # what the event loop calls first, non-blocking
+            super().connect(next(targets))
+
+    def factory(*args):
+        made.append(Steered(*args))
+        return made[-1]
+
+    async def on_connect(sock):
+        await asyncio.sleep(0)
+        seen.append(sock)
+
+    conn = LazyConnection(
+        echo_address,
+        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        source_address=("127.0.0.1", 0),
+        on_connect=on_connect,
+        retries=1,
+        backoff=0.001,
+        socket_factory=factory,
+    )
+
+    async def main():
+        async with conn as sock:
+            assert len(made) == 2 and made[0].fileno() == -1  # refused once, then retried
+            assert seen == [sock]
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+            assert sock.getpeername() == echo_address
+
+    asyncio.run(main())
+
+
+def test_async_unspec_resolves_on_the_loop(LazyConnection, echo_address, no_leaks):
+    async def main():
+        async with LazyConnection(("localhost", echo_address[1]), socket.AF_UNSPEC) as sock:
+            return await _echo(sock, b"resolved")
+
+    with no_leaks():
+        assert asyncio.run(main()) == b"resolved"
+
+
+def test_async_on_connect_raising_closes_the_socket(LazyConnection, echo_address, no_leaks):
+    async def refuse(sock):
+        raise ValueError("no")
+
+    conn = LazyConnection(echo_address, on_connect=refuse)
+
+    async def main():
+        with pytest.raises(ValueError):
+            await conn.__aenter__()
+        assert conn.connections == ()
+
+    with no_leaks():
+        asyncio.run(main())
+
+
+def test_tls_is_refused_clearly_in_async_mode(LazyConnection, echo_address, no_leaks):
+    conn = LazyConnection(echo_address, ssl_context=ssl.create_default_context())
+
+    async def main():
+        with pytest.raises(NotImplementedError, match="TLS"):
+            await conn.__aenter__()
+
+    with no_leaks():
+        asyncio.run(main())
+
+
+def test_decorator_runs_each_call_in_its_own_connection(LazyConnection, echo_address):
+    conn = LazyConnection(echo_address)
+    socks = []
+
+    @conn
+    def peer(suffix):
+        """Where the connection goes."""
+        socks.append(conn.sock)
+        return conn.sock.getpeername(), suffix
+
+    assert peer("a") == (echo_address, "a")
+    assert peer("b") == (echo_address, "b")
+    assert socks[0] is not socks[1]
+    assert all(sock.fileno() == -1 for sock in socks)
+    assert peer.__doc__ == "Where the connection goes."
+
+
+def test_decorator_lets_exceptions_through(LazyConnection, echo_address):
+    conn = LazyConnection(echo_address)
+
+    @conn
+    def fail():
+        raise LookupError(conn.sock)
+
+    with pytest.raises(LookupError) as caught:
+        fail()
+    assert caught.value.args[0].fileno() == -1
+    assert conn.connections == ()
+
+
+def test_decorator_on_a_coroutine_function_uses_async_with(LazyConnection, echo_address):
+    conn = LazyConnection(echo_address)
+
+    @conn
+    async def exchange(payload):
+        assert conn.sock.getblocking() is False
+        return await _echo(conn.sock, payload)
+
+    async def main():
+        return await asyncio.gather(exchange(b"one"), exchange(b"two"))
+
+    assert asyncio.run(main()) == [b"one", b"two"]
+    assert conn.connections == ()
