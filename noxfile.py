@@ -47,19 +47,7 @@ def tests(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def tests_pure(session: nox.Session) -> None:
     """LAZYCONNECTION_NO_EXTENSIONS at build time: no compile, pure-Python package."""
-    output = session.run(
-        "python",
-        "-m",
-        "pip",
-        "install",
-        "-v",
-        f"{_clean_copy(session)}[test]",
-        env=FORCE_PURE,
-        silent=True,
-    )
-    assert "LAZYCONNECTION_NO_EXTENSIONS is set" in output, "no fallback warning"
-    session.run("python", "-c", CHECK_PURE, env=FORCE_PURE)
-    session.run("pytest", *session.posargs, env=FORCE_PURE)
+    _install_pure_and_test(session, FORCE_PURE, "LAZYCONNECTION_NO_EXTENSIONS is set")
 
 
 @nox.session(python="pypy3")
@@ -73,18 +61,17 @@ def tests_pypy(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def no_compiler(session: nox.Session) -> None:
     """CC=false: the build succeeds with one warning line and installs pure Python."""
+    _install_pure_and_test(session, {"CC": "false"}, "CompileError")
+
+
+def _install_pure_and_test(session: nox.Session, build_env: dict[str, str], why: str) -> None:
     output = session.run(
-        "python",
-        "-m",
-        "pip",
-        "install",
-        "-v",
-        f"{_clean_copy(session)}[test]",
-        env={"CC": "false"},
-        silent=True,
-    )
+        "python", "-m", "pip", "install", "-v", f"{_clean_copy(session)}[test]",
+        env=build_env, silent=True,
+    )  # fmt: skip
     warnings = [line for line in output.splitlines() if FALLBACK_WARNING in line]
     assert len(warnings) == 1, f"expected one fallback warning, got {warnings}"
+    assert why in warnings[0], f"the warning does not say why: {warnings[0]}"
     session.log(warnings[0].strip())
     session.run("python", "-c", CHECK_PURE)
     # The suite insists on the compiled class on CPython unless pure Python was asked for.

@@ -65,6 +65,14 @@ cdef list _own_stack(object key):
     return None if registry is None else registry.stacks.get(key)
 
 
+cdef inline _push(dict stacks, object key, list stack, object sock):
+    """Put sock on the caller's stack for this connection, making the stack if need be."""
+    if stack is None:
+        stacks[key] = [sock]
+    else:
+        stack.append(sock)
+
+
 cdef class LazyConnection:
     """A socket connection opened by ``with`` and closed when the block ends.
 
@@ -144,10 +152,7 @@ cdef class LazyConnection:
         try:
             if opener is None:
                 sock.connect(self.address)
-            if stack is None:
-                stacks[self._key] = [sock]
-            else:
-                stack.append(sock)
+            _push(stacks, self._key, stack, sock)
         except BaseException:
             sock.close()
             raise
@@ -175,10 +180,7 @@ cdef class LazyConnection:
         else:
             sock = await self._opener.open_async()  # connected, or closed before its error left
         try:
-            if stack is None:
-                stacks[self._key] = [sock]
-            else:
-                stack.append(sock)
+            _push(stacks, self._key, stack, sock)
         except BaseException:
             sock.close()
             raise

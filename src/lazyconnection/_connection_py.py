@@ -76,6 +76,16 @@ def _own_stack(key: object) -> Optional[List[Any]]:
     return None if registry is None else registry.stacks.get(key)
 
 
+def _push(
+    stacks: Dict[object, List[Any]], key: object, stack: Optional[List[Any]], sock: Any
+) -> None:
+    """Put sock on the caller's stack for this connection, making the stack if need be."""
+    if stack is None:
+        stacks[key] = [sock]
+    else:
+        stack.append(sock)
+
+
 class LazyConnection:
     """A socket connection opened by ``with`` and closed when the block ends.
 
@@ -157,10 +167,7 @@ class LazyConnection:
         try:
             if opener is None:
                 sock.connect(self._address)
-            if stack is None:
-                stacks[self._key] = [sock]
-            else:
-                stack.append(sock)
+            _push(stacks, self._key, stack, sock)
         except BaseException:
             sock.close()
             raise
@@ -193,10 +200,7 @@ class LazyConnection:
         else:
             sock = await self._opener.open_async()  # connected, or closed before its error left
         try:
-            if stack is None:
-                stacks[self._key] = [sock]
-            else:
-                stack.append(sock)
+            _push(stacks, self._key, stack, sock)
         except BaseException:
             sock.close()
             raise
