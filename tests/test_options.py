@@ -153,10 +153,11 @@ def test_tls_connection_is_verified_and_works(LazyConnection, tls_address, trust
     assert sock.fileno() == -1
 
 
-def test_server_hostname_defaults_to_the_host_given(LazyConnection, trusting_context):
-    conn = LazyConnection(("localhost", 443), ssl_context=trusting_context)
+def test_server_hostname_defaults_to_the_host_given(LazyConnection):
+    context = ssl.create_default_context()
+    conn = LazyConnection(("localhost", 443), ssl_context=context)
     assert conn.options["server_hostname"] == "localhost"
-    conn = LazyConnection((b"localhost", 443), ssl_context=trusting_context)
+    conn = LazyConnection((b"localhost", 443), ssl_context=context)
     assert conn.options["server_hostname"] == "localhost"
 
 
