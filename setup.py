@@ -6,6 +6,7 @@ import sys
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 NO_EXTENSIONS = bool(os.environ.get("LAZYCONNECTION_NO_EXTENSIONS"))
 REQUIRE_EXTENSIONS = bool(os.environ.get("LAZYCONNECTION_REQUIRE_EXTENSIONS"))
@@ -41,16 +42,32 @@ class OptionalBuildExt(build_ext):
         warn_pure_python(f"{type(error).__name__}: {error}".splitlines()[0])
 
 
-def extensions():
+def why_not_compiled():
     if NO_EXTENSIONS:
-        warn_pure_python("LAZYCONNECTION_NO_EXTENSIONS is set")
-        return []
+        return "LAZYCONNECTION_NO_EXTENSIONS is set"
     if platform.python_implementation() != "CPython":
-        warn_pure_python(f"{platform.python_implementation()} is not CPython")
+        return f"{platform.python_implementation()} is not CPython"
+    return None
+
+
+class BuildPySayingWhy(build_py):
+    """Say why nothing is compiled once, when the package is built (pip runs setup.py thrice)."""
+
+    def run(self):
+        if why_not_compiled():
+            warn_pure_python(why_not_compiled())
+        super().run()
+
+
+def extensions():
+    if why_not_compiled():
         return []
     from Cython.Build import cythonize
 
     return cythonize([EXTENSION], compiler_directives={"language_level": 3})
 
 
-setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
+setup(
+    ext_modules=extensions(),
+    cmdclass={"build_ext": OptionalBuildExt, "build_py": BuildPySayingWhy},
+)
