@@ -26,6 +26,22 @@ def _raw(family, address):
     return run
 
 
+_IDLE = range(8)
+
+
+def _raw_with_idle_work(family, address):
+    """Raw, but with a few idle loop turns between connect and close, as a `with` adds."""
+
+    def run():
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.connect(address)
+        for _ in _IDLE:
+            pass
+        sock.close()
+
+    return run
+
+
 @pytest.mark.benchmark(group="connect-tcp")
 def test_tcp_compiled(benchmark, compiled_class, tcp_address):
     benchmark(_with_block(compiled_class(tcp_address)))
@@ -94,9 +110,12 @@ def test_interleaved_end_to_end(transport, compiled_class, tcp_address, unix_pat
     )
     candidates = {
         "raw": _raw(family, address),
+        "raw-idle": _raw_with_idle_work(family, address),
         "compiled": _with_block(compiled_class(address, family)),
         "pure-python": _with_block(lazyconnection.PyLazyConnection(address, family)),
     }
+    if transport == "tcp":
+        candidates["create_connection"] = lambda: socket.create_connection(address).close()
     for name, median_ns in _interleaved_medians(candidates).items():
         measurements[f"interleaved-{transport}-{name}"] = median_ns
     assert measurements[f"interleaved-{transport}-raw"] > 0
