@@ -1,7 +1,8 @@
-"""How a socket is opened when connection options are set, written once for both implementations.
+"""How sockets are opened beyond the fast path, written once for both implementations.
 
-With no options the twins open the socket inline, on their fast path; any option hands the
-work to an Opener, and whatever fails on the way closes the socket before the error leaves.
+With no options the twins open the socket inline for `with`; any option hands the work to an
+Opener, `async with` to the coroutines here, and whatever fails on the way closes the socket
+before the error leaves. The decorator form lives here too.
 """
 
 from __future__ import annotations
