@@ -199,17 +199,13 @@ def _type_name(value: Any) -> str:
 
 def describe(connection: Any, open_count: int) -> str:
     """The repr both classes share."""
+    cls = connection.__class__
     family = getattr(connection.family, "name", connection.family)
     type = getattr(connection.type, "name", connection.type)
     return (
-        f"<{type_qualname(connection)} address={connection.address!r}"
+        f"<{cls.__module__}.{cls.__qualname__} address={connection.address!r}"
         f" family={family} type={type} open={open_count}>"
     )
-
-
-def type_qualname(value: Any) -> str:
-    cls = value.__class__
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def rebuild(
