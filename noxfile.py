@@ -30,7 +30,7 @@ def _clean_copy(session: nox.Session) -> pathlib.Path:
         ".",
         target,
         ignore=shutil.ignore_patterns(
-            ".git", ".nox", "build", "dist", "*.egg-info", "*.so", "_connection_c.c", "results"
+            ".git", ".nox", "build", "dist", "*.egg-info", "*.so", "_kernel_c.c", "results"
         ),
     )
     return target
@@ -104,7 +104,7 @@ def lint(session: nox.Session) -> None:
     session.install("ruff", "cython-lint", "pycodestyle", "mypy", ".[test]")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
-    session.run("cython-lint", "src/lazyconnection/_connection_c.pyx", "benchmarks/_stand_ins.pyx")
+    session.run("cython-lint", "src/lazyconnection/_kernel_c.pyx", "benchmarks/_stand_ins.pyx")
     session.run("mypy")
 
 

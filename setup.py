@@ -10,7 +10,7 @@ from setuptools.command.build_py import build_py
 
 NO_EXTENSIONS = bool(os.environ.get("LAZYCONNECTION_NO_EXTENSIONS"))
 REQUIRE_EXTENSIONS = bool(os.environ.get("LAZYCONNECTION_REQUIRE_EXTENSIONS"))
-EXTENSION = Extension("lazyconnection._connection_c", ["src/lazyconnection/_connection_c.pyx"])
+EXTENSION = Extension("lazyconnection._kernel_c", ["src/lazyconnection/_kernel_c.pyx"])
 
 
 def warn_pure_python(reason):

@@ -18,9 +18,10 @@ def test_repr_shows_address_family_type_and_open_count(LazyConnection, echo_addr
         assert repr(conn).endswith(" open=2>")
 
 
-def test_repr_names_the_implementation(LazyConnection, echo_address):
-    module = LazyConnection.__module__
-    assert repr(LazyConnection(echo_address)).startswith(f"<{module}.LazyConnection ")
+def test_repr_names_the_public_class(LazyConnection, echo_address):
+    name = LazyConnection.__name__
+    assert name in ("CLazyConnection", "PyLazyConnection")
+    assert repr(LazyConnection(echo_address)).startswith(f"<lazyconnection.{name} ")
 
 
 @pytest.mark.parametrize(
@@ -75,7 +76,8 @@ def test_instances_are_weakly_referenceable(LazyConnection, echo_address):
 
 
 def test_public_names():
-    assert lazyconnection.PyLazyConnection.__module__ == "lazyconnection._connection_py"
+    assert lazyconnection.PyLazyConnection.__module__ == "lazyconnection"
+    assert lazyconnection.PyLazyConnection.__qualname__ == "PyLazyConnection"
     assert lazyconnection.LazyConnection in (
         lazyconnection.CLazyConnection,
         lazyconnection.PyLazyConnection,

@@ -12,7 +12,7 @@ import lazyconnection
 
 
 def _selected_in_child(**environ: str) -> str:
-    code = "import lazyconnection as l; print(l.LazyConnection.__module__, l.CLazyConnection)"
+    code = "import lazyconnection as l; print(l.LazyConnection.__name__, l.CLazyConnection)"
     env = {key: value for key, value in os.environ.items() if key != "LAZYCONNECTION_NO_EXTENSIONS"}
     result = subprocess.run(
         [sys.executable, "-c", code],
@@ -27,7 +27,11 @@ def _selected_in_child(**environ: str) -> str:
 
 def test_compiled_class_is_selected_where_expected(compiled_class):
     assert lazyconnection.LazyConnection is compiled_class
-    assert compiled_class.__module__ == "lazyconnection._connection_c"
+    assert compiled_class.__name__ == "CLazyConnection"
+    # The `with` statement calls the compiled kernel's C methods, not Python functions.
+    assert type(compiled_class.__enter__).__name__ == "method_descriptor"
+    assert type(compiled_class.__exit__).__name__ == "method_descriptor"
+    assert compiled_class.__enter__.__objclass__.__module__ == "lazyconnection._kernel_c"
 
 
 def test_pure_python_is_selected_where_compiled_is_not_expected():
@@ -39,9 +43,7 @@ def test_pure_python_is_selected_where_compiled_is_not_expected():
 
 
 def test_environment_variable_forces_pure_python():
-    assert _selected_in_child(LAZYCONNECTION_NO_EXTENSIONS="1") == (
-        "lazyconnection._connection_py None"
-    )
+    assert _selected_in_child(LAZYCONNECTION_NO_EXTENSIONS="1") == ("PyLazyConnection None")
 
 
 def test_empty_environment_variable_does_not_force_pure_python():

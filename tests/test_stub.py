@@ -1,4 +1,4 @@
-"""The compiled module's stub describes both classes, and the typed example runs."""
+"""The kernels' interface: the compiled stub, the compiled kernel and the pure one agree."""
 
 from __future__ import annotations
 
@@ -7,41 +7,44 @@ import inspect
 import pathlib
 
 import lazyconnection
+from lazyconnection import _kernel_py
 
-STUB = pathlib.Path(lazyconnection.__file__).parent / "_connection_c.pyi"
-# Dunder methods that are part of the interface; the rest come from `object`.
-PROTOCOL = {
-    "__init__",
-    "__enter__",
-    "__exit__",
-    "__aenter__",
-    "__aexit__",
-    "__call__",
-    "__reduce__",
-}
+STUB = pathlib.Path(lazyconnection.__file__).parent / "_kernel_c.pyi"
 
 
-def _stub_names() -> set[str]:
-    (cls,) = [node for node in ast.parse(STUB.read_text()).body if isinstance(node, ast.ClassDef)]
+def _stub_methods() -> dict[str, list[str]]:
+    classes = [node for node in ast.parse(STUB.read_text()).body if isinstance(node, ast.ClassDef)]
+    (kernel,) = [cls for cls in classes if cls.name == "Kernel"]
     return {
-        node.name for node in cls.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        node.name: [arg.arg for arg in node.args.args]
+        for node in kernel.body
+        if isinstance(node, ast.FunctionDef)
     }
 
 
-def _public_names(cls: type) -> set[str]:
-    return {name for name in dir(cls) if not name.startswith("_")} | PROTOCOL
+def _own_methods(cls: type) -> set[str]:
+    return {name for name, value in vars(cls).items() if callable(value) and name != "__init__"}
 
 
-def test_stub_names_match_the_class(LazyConnection):
-    assert _stub_names() == _public_names(LazyConnection)
+def test_stub_describes_the_pure_kernel_method_for_method():
+    pure = {
+        name: list(inspect.signature(getattr(_kernel_py.Kernel, name)).parameters)
+        for name in _own_methods(_kernel_py.Kernel)
+        if not name.startswith("_own") and name != "_reserve_stack"
+    }
+    assert _stub_methods() == pure
 
 
-def test_stub_signature_matches_the_pure_python_constructor():
-    (cls,) = [node for node in ast.parse(STUB.read_text()).body if isinstance(node, ast.ClassDef)]
-    (init,) = [node for node in cls.body if getattr(node, "name", None) == "__init__"]
-    stub_parameters = [arg.arg for arg in init.args.args + init.args.kwonlyargs]
-    pure = inspect.signature(lazyconnection.PyLazyConnection.__init__).parameters
-    assert stub_parameters == list(pure)
+def test_stub_names_the_compiled_kernel_methods(compiled_class):
+    kernel = compiled_class.__enter__.__objclass__
+    assert set(_stub_methods()) <= _own_methods(kernel)
+
+
+def test_constructor_signature_is_visible(LazyConnection):
+    parameters = inspect.signature(LazyConnection).parameters
+    assert list(parameters)[:4] == ["address", "family", "type", "proto"]
+    assert {"max_depth", "timeout", "ssl_context", "retries", "backoff"} <= set(parameters)
+    assert parameters["timeout"].kind is inspect.Parameter.KEYWORD_ONLY
 
 
 def test_typed_example_runs(LazyConnection):

@@ -1,37 +1,30 @@
-"""How sockets are opened beyond the fast path, written once for both implementations.
+"""How sockets are opened beyond the plain connect, written once for `with` and `async with`.
 
-With no options the twins open the socket inline for `with`; any option hands the work to an
-Opener, `async with` to the coroutines here, and whatever fails on the way closes the socket
-before the error leaves. The decorator form lives here too.
+The steps (retries, the addresses of an AF_UNSPEC name, preparing, connecting, TLS, the hook)
+are one generator; it yields only what must be waited for, and two drivers do the waiting,
+one blocking and one on the running event loop. Whatever fails on the way, interrupts and
+cancellation included, closes the socket before the error leaves.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import socket
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Awaitable, Callable, Generator, List, Optional, Tuple
 
-# The same object socket.create_connection uses for "the stdlib's global default".
-DEFAULT_TIMEOUT: Any = socket._GLOBAL_DEFAULT_TIMEOUT  # type: ignore[attr-defined]
+from ._settings import DEFAULT_TIMEOUT, Settings
+
 # Each sleep between retries is backoff * 2**attempt seconds, but never longer than this.
 MAX_BACKOFF_SECONDS = 5.0
 RETRYABLE = (ConnectionRefusedError, TimeoutError, ConnectionResetError, socket.timeout)
 
-DEFAULT_OPTIONS: Dict[str, Any] = {
-    "timeout": DEFAULT_TIMEOUT,
-    "source_address": None,
-    "socket_options": (),
-    "all_errors": False,
-    "ssl_context": None,
-    "server_hostname": None,
-    "on_connect": None,
-    "retries": 0,
-    "backoff": 0.1,
-}
+# What the steps wait for: ("resolve", host, port, type, proto), ("connect", sock, address),
+# ("handshake", sock), ("sleep", seconds) or ("await", awaitable).
+Wait = Tuple[Any, ...]
+Steps = Generator[Wait, Any, Any]
 
 
 def retryable(error: BaseException) -> bool:
@@ -42,138 +35,141 @@ def retryable(error: BaseException) -> bool:
     return bool(exceptions) and all(retryable(inner) for inner in exceptions)
 
 
-class Opener:
-    """Makes, configures, connects, wraps and checks one socket; retries what may be retried."""
+def opening(settings: Settings, blocking: bool) -> Steps:
+    """Open one connected socket, retrying what may be retried."""
+    attempt = 0
+    while True:
+        try:
+            return (yield from _open_once(settings, blocking))
+        except Exception as error:
+            if attempt >= settings.retries or not retryable(error):
+                raise
+        yield ("sleep", min(settings.backoff * 2**attempt, MAX_BACKOFF_SECONDS))
+        attempt += 1
 
-    def __init__(
-        self,
-        address: Any,
-        family: int,
-        type: int,
-        proto: int,
-        socket_factory: Callable[..., Any],
-        options: Dict[str, Any],
-    ) -> None:
-        self.address = address
-        self.family = family
-        self.type = type
-        self.proto = proto
-        self.socket_factory = socket_factory
-        self.options = options
-        self.timeout = options["timeout"]
-        self.source_address = options["source_address"]
-        self.socket_options = options["socket_options"]
-        self.all_errors = options["all_errors"]
-        self.ssl_context = options["ssl_context"]
-        self.server_hostname = options["server_hostname"]
-        self.on_connect = options["on_connect"]
-        self.retries = options["retries"]
-        self.backoff = options["backoff"]
 
-    def open(self) -> Any:
-        attempt = 0
-        while True:
+def _open_once(settings: Settings, blocking: bool) -> Steps:
+    if settings.family != socket.AF_UNSPEC:
+        address = (settings.family, settings.type, settings.proto, settings.address)
+        return (yield from _open_to(settings, blocking, *address))
+    host, port = settings.address
+    errors: List[Exception] = []
+    try:
+        for family, type, proto, _, sockaddr in (
+            yield ("resolve", host, port, settings.type, settings.proto)
+        ):
             try:
-                return self._open_once()
+                return (yield from _open_to(settings, blocking, family, type, proto, sockaddr))
             except Exception as error:
-                if attempt >= self.retries or not retryable(error):
-                    raise
-            time.sleep(min(self.backoff * 2**attempt, MAX_BACKOFF_SECONDS))
-            attempt += 1
+                errors.append(error)
+        raise combined(errors, settings.all_errors)
+    finally:
+        errors = []  # the tracebacks refer to this frame: break the cycle
 
-    def _open_once(self) -> Any:
-        if self.family != socket.AF_UNSPEC:
-            return self._open_to(self.family, self.type, self.proto, self.address)
-        host, port = self.address
-        errors: List[Exception] = []
-        try:
-            for family, type, proto, _, sockaddr in socket.getaddrinfo(
-                host, port, 0, self.type, self.proto
-            ):
-                try:
-                    return self._open_to(family, type, proto, sockaddr)
-                except Exception as error:
-                    errors.append(error)
-            raise combined(errors, self.all_errors)
-        finally:
-            errors = []  # the tracebacks refer to this frame: break the cycle
 
-    def _open_to(self, family: int, type: int, proto: int, sockaddr: Any) -> Any:
-        sock = self.socket_factory(family, type, proto)
-        try:
-            if self.timeout is not DEFAULT_TIMEOUT:
-                sock.settimeout(self.timeout)
-            for level, optname, value in self.socket_options:
-                sock.setsockopt(level, optname, value)
-            if self.source_address is not None:
-                sock.bind(self.source_address)
-            sock.connect(sockaddr)
-            if self.ssl_context is not None:
-                sock = self.ssl_context.wrap_socket(sock, server_hostname=self.server_hostname)
-            if self.on_connect is not None:
-                self.on_connect(sock)
-        except BaseException:
-            sock.close()
-            raise
-        return sock
-
-    async def open_async(self) -> Any:
-        """The same on the running event loop: a non-blocking socket, connected without blocking."""
-        if self.ssl_context is not None:
-            raise NotImplementedError(
-                "TLS is not supported with `async with`: the event loop's sock_* calls refuse"
-                " SSL sockets; use asyncio.open_connection(..., ssl=context) for TLS streams"
-            )
-        attempt = 0
-        while True:
-            try:
-                return await self._open_once_async()
-            except Exception as error:
-                if attempt >= self.retries or not retryable(error):
-                    raise
-            await asyncio.sleep(min(self.backoff * 2**attempt, MAX_BACKOFF_SECONDS))
-            attempt += 1
-
-    async def _open_once_async(self) -> Any:
-        loop = asyncio.get_running_loop()
-        if self.family != socket.AF_UNSPEC:
-            return await self._open_to_async(loop, self.family, self.type, self.proto, self.address)
-        host, port = self.address
-        errors: List[Exception] = []
-        try:
-            for family, type, proto, _, sockaddr in await loop.getaddrinfo(
-                host, port, type=self.type, proto=self.proto
-            ):
-                try:
-                    return await self._open_to_async(loop, family, type, proto, sockaddr)
-                except Exception as error:
-                    errors.append(error)
-            raise combined(errors, self.all_errors)
-        finally:
-            errors = []
-
-    async def _open_to_async(
-        self, loop: asyncio.AbstractEventLoop, family: int, type: int, proto: int, sockaddr: Any
-    ) -> Any:
-        sock = self.socket_factory(family, type, proto)
-        try:
+def _open_to(
+    settings: Settings, blocking: bool, family: int, type: int, proto: int, sockaddr: Any
+) -> Steps:
+    sock = settings.socket_factory(family, type, proto)  # type: ignore[misc]
+    try:
+        if not blocking:
             sock.setblocking(False)
-            for level, optname, value in self.socket_options:
-                sock.setsockopt(level, optname, value)
-            if self.source_address is not None:
-                sock.bind(self.source_address)
-            timeout = (
-                socket.getdefaulttimeout() if self.timeout is DEFAULT_TIMEOUT else self.timeout
+        elif settings.timeout is not DEFAULT_TIMEOUT:
+            sock.settimeout(settings.timeout)
+        for level, optname, value in settings.socket_options:
+            sock.setsockopt(level, optname, value)
+        if settings.source_address is not None:
+            sock.bind(settings.source_address)
+        yield ("connect", sock, sockaddr)
+        if settings.ssl_context is not None:
+            # The handshake is a step of its own, so that the socket that fails it is the
+            # wrapped one, closed here, not left to the garbage collector.
+            sock = settings.ssl_context.wrap_socket(
+                sock, server_hostname=settings.server_hostname, do_handshake_on_connect=False
             )
-            await connect_async(loop, sock, sockaddr, timeout)
-            if self.on_connect is not None:
-                result = self.on_connect(sock)
-                if inspect.isawaitable(result):
-                    await result
-        except BaseException:  # CancelledError too: a cancelled connect leaves nothing open
-            sock.close()
-            raise
-        return sock
+            yield ("handshake", sock)
+        if settings.on_connect is not None:
+            checked = settings.on_connect(sock)
+            if inspect.isawaitable(checked):
+                yield ("await", checked)
+    except BaseException:  # interrupts and cancellation too: nothing is left open
+        sock.close()
+        raise
+    return sock
+
+
+def open_blocking(settings: Settings) -> Any:
+    """Run the steps, waiting in this thread."""
+    driving = _drive(opening(settings, blocking=True), _wait_blocking, settings)
+    try:
+        driving.send(None)  # a blocking wait never suspends: this runs it to the end
+    except StopIteration as done:
+        return done.value
+    raise AssertionError("a blocking wait suspended")  # pragma: no cover
+
+
+async def open_async(settings: Settings) -> Any:
+    """Run the steps on the running event loop: a non-blocking socket, connected without waits."""
+    if settings.ssl_context is not None:
+        raise NotImplementedError(
+            "TLS is not supported with `async with`: the event loop's sock_* calls refuse"
+            " SSL sockets; use asyncio.open_connection(..., ssl=context) for TLS streams"
+        )
+    return await _drive(opening(settings, blocking=False), _wait_async, settings)
+
+
+async def _drive(
+    steps: Steps, wait: Callable[[Wait, Settings], Awaitable[Any]], settings: Settings
+) -> Any:
+    """Hand each step's wait to `wait`, and its result or error back to the steps."""
+    try:
+        step = next(steps)
+        while True:
+            try:
+                result = await wait(step, settings)
+            except BaseException as error:
+                step = steps.throw(error)
+            else:
+                step = steps.send(result)
+    except StopIteration as done:
+        return done.value
+    finally:
+        steps.close()  # a socket still open in an unfinished step is closed there
+
+
+async def _wait_blocking(wait: Wait, settings: Settings) -> Any:
+    """Wait in this thread: nothing here suspends."""
+    what = wait[0]
+    if what == "connect":
+        return wait[1].connect(wait[2])
+    if what == "handshake":
+        return wait[1].do_handshake()
+    if what == "resolve":
+        _, host, port, type, proto = wait
+        return socket.getaddrinfo(host, port, 0, type, proto)  # looked up now: replaceable
+    if what == "sleep":
+        return time.sleep(wait[1])
+    getattr(wait[1], "close", lambda: None)()  # a coroutine never awaited, closed quietly
+    raise TypeError(
+        "on_connect returned an awaitable in a blocking `with`; use `async with` to await it"
+    )
+
+
+async def _wait_async(wait: Wait, settings: Settings) -> Any:
+    """Wait on the running event loop."""
+    what = wait[0]
+    loop = asyncio.get_running_loop()
+    if what == "connect":
+        timeout = settings.timeout
+        if timeout is DEFAULT_TIMEOUT:
+            timeout = socket.getdefaulttimeout()
+        return await connect_async(loop, wait[1], wait[2], timeout)
+    if what == "resolve":
+        _, host, port, type, proto = wait
+        return await loop.getaddrinfo(host, port, type=type, proto=proto)
+    if what == "sleep":
+        return await asyncio.sleep(wait[1])
+    return await wait[1]
 
 
 async def connect_async(
@@ -186,39 +182,6 @@ async def connect_async(
         await asyncio.wait_for(loop.sock_connect(sock, address), timeout)
     except asyncio.TimeoutError:
         raise socket.timeout("timed out") from None  # as the blocking connect says
-
-
-async def open_plain_async(
-    socket_factory: Callable[..., Any], family: int, type: int, proto: int, address: Any
-) -> Any:
-    """`async with` when no option is set: a non-blocking socket connected on the running loop."""
-    sock = socket_factory(family, type, proto)
-    try:
-        sock.setblocking(False)
-        await connect_async(asyncio.get_running_loop(), sock, address, socket.getdefaulttimeout())
-    except BaseException:  # CancelledError too: a cancelled connect leaves nothing open
-        sock.close()
-        raise
-    return sock
-
-
-def decorate(connection: Any, func: Callable[..., Any]) -> Callable[..., Any]:
-    """`@conn`: each call runs inside a connection of its own, `async with` for coroutines."""
-    if inspect.iscoroutinefunction(func):
-
-        @functools.wraps(func)
-        async def run_async(*args: Any, **kwargs: Any) -> Any:
-            async with connection:
-                return await func(*args, **kwargs)
-
-        return run_async
-
-    @functools.wraps(func)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        with connection:
-            return func(*args, **kwargs)
-
-    return run
 
 
 def combined(errors: List[Exception], all_errors: bool) -> Exception:

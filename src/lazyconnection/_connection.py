@@ -1,0 +1,240 @@
+"""The public classes, written once in plain Python over the compiled or the pure kernel."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import platform
+import socket
+from socket import AF_INET, SOCK_STREAM
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Type, TypeVar, Union
+
+from . import _kernel_py
+from ._opening import open_async, open_blocking
+from ._settings import Settings, signature
+
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+_FIELD_NAMES = frozenset(Settings.__dataclass_fields__)
+
+
+# For type checkers the public class is the pure kernel's subclass, as PyLazyConnection is.
+if TYPE_CHECKING:
+    _Kernel = _kernel_py.Kernel
+else:
+    _Kernel = object
+
+
+class _LazyConnection(_Kernel):
+    """A socket connection opened by ``with`` and closed when the block ends.
+
+    Nested blocks get independent sockets. Each thread, asyncio task and
+    greenlet keeps its own stack of open sockets.
+    """
+
+    __slots__ = ()
+    _settings: Settings
+
+    def __init__(
+        self,
+        address: Any,
+        family: int = AF_INET,
+        type: int = SOCK_STREAM,
+        proto: int = 0,
+        **options: Any,
+    ) -> None:
+        unknown = sorted(options.keys() - _FIELD_NAMES)
+        if unknown:
+            raise TypeError(
+                f"{self.__class__.__name__}() got an unexpected keyword argument {unknown[0]!r}"
+            )
+        settings = Settings(address, family, type, proto, **options)
+        super().__init__()
+        self._settings = settings  # type: ignore[misc]  # a slot of each public class
+        self._set_kernel(
+            settings.address,
+            settings.family,
+            settings.type,
+            settings.proto,
+            settings.socket_factory,  # type: ignore[arg-type]  # None became socket.socket
+            None if settings.plain else functools.partial(open_blocking, settings),
+            settings.depth_limit,
+        )
+
+    __init__.__signature__ = signature(  # type: ignore[attr-defined]
+        {"family": AF_INET, "type": SOCK_STREAM, "proto": 0}
+    )
+
+    if TYPE_CHECKING:  # the kernel's, which the `with` statement calls; typed here
+
+        def __enter__(self) -> socket.socket: ...
+
+        def __exit__(
+            self,
+            exc_type: Optional[Type[BaseException]],
+            exc: Optional[BaseException],
+            tb: Optional[TracebackType],
+        ) -> None: ...
+
+    async def __aenter__(self) -> socket.socket:
+        stack = self._reserve()
+        sock = await open_async(self._settings)  # connected, or closed before its error left
+        return self._push(stack, sock)  # type: ignore[no-any-return]
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        super().__exit__(exc_type, exc, tb)
+
+    def __call__(self, func: _Function) -> _Function:
+        """Use as a decorator: each call runs inside a connection of its own.
+
+        A coroutine function gets `async with`. A generator function is refused: its body
+        runs after the call returns, when the connection would already be closed.
+        """
+        if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+            raise TypeError(
+                f"cannot decorate the generator function {func.__qualname__}: its body runs"
+                " after the call returns; use `with` (or `async with`) inside it instead"
+            )
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                async with self:
+                    return await func(*args, **kwargs)
+
+            return run_async  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with self:
+                return func(*args, **kwargs)
+
+        return run  # type: ignore[return-value]
+
+    @property
+    def connections(self) -> Tuple[socket.socket, ...]:
+        """The caller's open sockets, innermost last."""
+        stack = self._stack()
+        return () if stack is None else tuple(stack)
+
+    @property
+    def sock(self) -> Optional[socket.socket]:
+        """The caller's innermost open socket, or None."""
+        stack = self._stack()
+        return stack[-1] if stack else None
+
+    @property
+    def options(self) -> Dict[str, Any]:
+        """The connection options, defaults included (a copy)."""
+        return self._settings.options()
+
+    @property
+    def address(self) -> Any:
+        return self._settings.address
+
+    @property
+    def family(self) -> int:
+        return self._settings.family
+
+    @property
+    def type(self) -> int:
+        return self._settings.type
+
+    @property
+    def proto(self) -> int:
+        return self._settings.proto
+
+    @property
+    def max_depth(self) -> Optional[int]:
+        return self._settings.max_depth
+
+    @property
+    def socket_factory(self) -> Callable[..., Any]:
+        return self._settings.socket_factory  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        cls = self.__class__
+        family = getattr(self.family, "name", self.family)
+        type = getattr(self.type, "name", self.type)
+        return (
+            f"<{cls.__module__}.{cls.__qualname__} address={self.address!r}"
+            f" family={family} type={type} open={len(self.connections)}>"
+        )
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        """Copies and pickles keep the configuration and a subclass's attributes, never sockets.
+
+        The two public classes are named as `lazyconnection` exports them, so that a pickle
+        loads under either implementation.
+        """
+        cls = self.__class__
+        name = cls.__name__ if cls in (CLazyConnection, PyLazyConnection) else cls
+        settings = self._settings
+        positional = (settings.address, settings.family, settings.type, settings.proto)
+        return _rebuild, (name, positional, settings.changed()), _instance_state(self)
+
+
+def _rebuild(cls: Union[str, type], positional: Tuple[Any, ...], options: Dict[str, Any]) -> Any:
+    if cls == "CLazyConnection":
+        cls = CLazyConnection or PyLazyConnection
+    elif cls == "PyLazyConnection":
+        cls = PyLazyConnection
+    return cls(*positional, **options)  # type: ignore[operator]
+
+
+def _instance_state(connection: Any) -> Optional[Tuple[Any, Dict[str, Any]]]:
+    """A subclass's own attributes, in its __dict__ or its slots, as copy and pickle keep them."""
+    slots: Dict[str, Any] = {}
+    for cls in type(connection).__mro__:
+        if cls in (PyLazyConnection, CLazyConnection):
+            break
+        names = cls.__dict__.get("__slots__", ())
+        for name in (names,) if isinstance(names, str) else names:
+            if name not in ("__dict__", "__weakref__") and hasattr(connection, name):
+                slots[name] = getattr(connection, name)
+    state = getattr(connection, "__dict__", None) or None
+    return (state, slots) if state or slots else None
+
+
+class PyLazyConnection(_LazyConnection, _kernel_py.Kernel):
+    __slots__ = ("_settings",)
+    __doc__ = _LazyConnection.__doc__
+
+
+def _compiled_kernel() -> Optional[type]:
+    """The compiled kernel where it can be used; why not is `lazyconnection.__main__`'s to say."""
+    if platform.python_implementation() != "CPython" or os.environ.get(
+        "LAZYCONNECTION_NO_EXTENSIONS"
+    ):
+        return None
+    try:
+        from ._kernel_c import Kernel
+    except ImportError:  # not built here; on CPython the test suite fails loudly
+        return None
+    return Kernel
+
+
+def _compiled_class() -> Optional[Type[PyLazyConnection]]:
+    kernel = _compiled_kernel()
+    if kernel is None:
+        return None
+
+    class CLazyConnection(_LazyConnection, kernel):  # type: ignore[misc,valid-type]
+        __slots__ = ("_settings",)
+        __doc__ = _LazyConnection.__doc__
+
+    CLazyConnection.__qualname__ = "CLazyConnection"
+    # Typed as the pure-Python class: the same public interface, tested on both.
+    return CLazyConnection
+
+
+CLazyConnection = _compiled_class()
+for _public in (PyLazyConnection, CLazyConnection):
+    if _public is not None:
+        _public.__module__ = "lazyconnection"

@@ -1,0 +1,169 @@
+# cython: language_level=3, binding=False
+"""The compiled kernel of CLazyConnection: `with` and the per-context stacks, twin of _kernel_py."""
+
+cimport cython
+from cpython.contextvars cimport PyContextVar_Set, get_value
+from cpython.dict cimport PyDict_GetItem
+from cpython.object cimport PyObject
+from cpython.weakref cimport PyWeakref_NewRef
+
+from contextvars import ContextVar
+
+from ._registry import ALREADY_CONNECTED, close_elsewhere, sweep
+
+
+cdef extern from "Python.h":
+    # The current context lives in the thread state; Python code cannot see it without copying.
+    ctypedef struct PyThreadState:
+        PyObject *context
+    PyThreadState *PyThreadState_Get()
+    # A dead weak reference points at None, so reading the referent needs no call.
+    ctypedef struct PyWeakReference:
+        PyObject *wr_object
+
+
+cdef extern from *:
+    """
+    /* list.pop() frees a list's storage when it empties, and the next append allocates it
+       again: at depth 1 that is every `with`. This pop keeps the capacity. */
+    static PyObject *lazyconnection_pop(PyObject *list) {
+        Py_ssize_t last = PyList_GET_SIZE(list) - 1;
+        PyObject *item = PyList_GET_ITEM(list, last);  /* the list's reference, now ours */
+        PyList_SET_ITEM(list, last, NULL);
+        Py_SET_SIZE(list, last);
+        return item;
+    }
+    """
+    object lazyconnection_pop(list stack)
+
+
+@cython.final
+cdef class Caller:
+    """One context (thread, task or greenlet): the key of its stack in every connection."""
+
+    cdef object context  # a weak reference to that context
+
+    def __call__(self):
+        """The context, or None once it is gone: keys of both twins answer alike."""
+        return self.context()
+
+
+# A context copied into a new task or thread carries its creator's caller with it.
+cdef object _callers = ContextVar("lazyconnection", default=None)
+
+
+cdef inline Caller _own_caller():
+    """This context's caller, or None: one inherited from the context it was copied from is not."""
+    cdef Caller caller = <Caller>get_value(_callers)
+    if caller is not None:
+        if (<PyWeakReference*><PyObject*>caller.context).wr_object == PyThreadState_Get().context:
+            return caller
+    return None
+
+
+cdef Caller _new_caller():
+    cdef Caller caller = Caller.__new__(Caller)
+    PyContextVar_Set(_callers, caller)  # makes the thread's context if it had none
+    caller.context = PyWeakref_NewRef(<object>PyThreadState_Get().context, None)
+    return caller
+
+
+cdef inline object _push(list stack, object sock, Py_ssize_t depth_limit):
+    # Opening may have run code that entered this object too (an on_connect hook).
+    if len(stack) >= depth_limit:
+        sock.close()
+        raise RuntimeError(ALREADY_CONNECTED)
+    stack.append(sock)
+    return sock
+
+
+cdef class Kernel:
+    """Opens on `with` and closes on exit; each caller keeps its own stack of open sockets.
+
+    The public class around it, written once in Python, configures it with _set_kernel.
+    """
+
+    cdef object _address
+    cdef object _family
+    cdef object _type
+    cdef object _proto
+    cdef object _factory
+    cdef object _open  # None: a plain factory() and connect(); else it opens a connected socket
+    cdef Py_ssize_t _depth_limit
+    cdef dict _stacks  # caller -> its open sockets, innermost last; emptied, never removed
+    cdef Py_ssize_t _sweep_at
+    cdef tuple _last  # (caller, stack) last looked up: one thread or task needs no dict lookup
+    cdef object __weakref__
+
+    def __cinit__(self):
+        self._stacks = {}
+        self._sweep_at = 8
+        self._last = (None, None)
+
+    def _set_kernel(self, address, family, type, proto, factory, open, Py_ssize_t depth_limit):
+        self._address = address
+        self._family = family
+        self._type = type
+        self._proto = proto
+        self._factory = factory
+        self._open = open
+        self._depth_limit = depth_limit
+
+    cdef list _own_stack(self, bint create):
+        cdef Caller caller = _own_caller()
+        if caller is None:
+            if not create:
+                return None
+            caller = _new_caller()
+        if caller is self._last[0]:
+            return self._last[1]
+        cdef PyObject *found = PyDict_GetItem(self._stacks, caller)
+        if found is not NULL:
+            stack = <list>found
+        elif not create:
+            return None
+        else:
+            if len(self._stacks) >= self._sweep_at:
+                self._sweep_at = sweep(self._stacks)
+            stack = []
+            self._stacks[caller] = stack
+        self._last = (caller, stack)
+        return stack
+
+    cdef list _reserve_stack(self):
+        cdef list stack = self._own_stack(True)
+        if len(stack) >= self._depth_limit:
+            raise RuntimeError(ALREADY_CONNECTED)
+        return stack
+
+    def __enter__(self):
+        cdef list stack = self._reserve_stack()
+        if self._open is None:
+            sock = self._factory(self._family, self._type, self._proto)
+            try:
+                sock.connect(self._address)
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            sock = self._open()  # connected, or closed before its error left
+        return _push(stack, sock, self._depth_limit)
+
+    def __exit__(self, exc_type, exc, tb):
+        cdef list stack = self._own_stack(False)
+        if not stack:
+            close_elsewhere(self._stacks, get_value(_callers), exc_type)
+            return
+        lazyconnection_pop(stack).close()
+
+    def _reserve(self):
+        """The caller's stack, with room for one more socket (for `async with`)."""
+        return self._reserve_stack()
+
+    def _push(self, list stack, sock):
+        """Put a newly opened socket on the stack that _reserve gave."""
+        return _push(stack, sock, self._depth_limit)
+
+    def _stack(self):
+        """The caller's stack, or None: read, never changed, by the public class."""
+        return self._own_stack(False)

@@ -1,0 +1,267 @@
+"""What a LazyConnection is made with: one typed value holding every option, checked once."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import operator
+import os
+import socket
+import sys
+from typing import Any, Callable, Dict, Optional, Tuple
+
+# The same object socket.create_connection uses for "the stdlib's global default".
+DEFAULT_TIMEOUT: Any = socket._GLOBAL_DEFAULT_TIMEOUT  # type: ignore[attr-defined]
+
+# What the socket module itself accepts as a host name in an address tuple.
+_HOST_TYPES = (str, bytes, bytearray)
+_IP_FAMILIES = (socket.AF_INET, getattr(socket, "AF_INET6", -1), socket.AF_UNSPEC)
+# Given positionally, as socket.socket's own parameters are; every option is keyword-only.
+POSITIONAL = ("address", "family", "type", "proto")
+_SLOTS = {"slots": True} if sys.version_info >= (3, 10) else {}
+
+
+@dataclasses.dataclass(frozen=True, **_SLOTS)
+class Settings:
+    """The constructor's arguments, checked and normalised; a bad one raises, naming itself."""
+
+    address: Any
+    family: int
+    type: int
+    proto: int
+    max_depth: Optional[int] = None
+    socket_factory: Optional[Callable[..., Any]] = None
+    timeout: Optional[float] = DEFAULT_TIMEOUT
+    source_address: Any = None
+    socket_options: Tuple[Tuple[int, int, Any], ...] = ()
+    all_errors: bool = False
+    ssl_context: Any = None
+    server_hostname: Optional[str] = None
+    on_connect: Optional[Callable[[Any], Any]] = None
+    retries: int = 0
+    backoff: float = 0.1
+
+    def __post_init__(self) -> None:
+        family = _as_enum(socket.AddressFamily, _integer("family", self.family))
+        checked: Dict[str, Any] = {
+            "family": family,
+            "type": _as_enum(socket.SocketKind, _integer("type", self.type)),
+            "proto": _integer("proto", self.proto),
+            "max_depth": _max_depth(self.max_depth),
+            "socket_factory": _socket_factory(self.socket_factory),
+            "address": check_address(self.address, family),
+            "timeout": _timeout(self.timeout),
+            "source_address": None
+            if self.source_address is None
+            else check_address(self.source_address, family, "source_address"),
+            "socket_options": _socket_options(self.socket_options),
+            "all_errors": _bool("all_errors", self.all_errors),
+            "on_connect": _callable_or_none("on_connect", self.on_connect),
+            "retries": _count("retries", self.retries),
+            "backoff": _seconds("backoff", self.backoff),
+        }
+        checked["server_hostname"] = _server_hostname(
+            checked["address"], family, self.ssl_context, self.server_hostname
+        )
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
+
+    @property
+    def plain(self) -> bool:
+        """Every option at its default and one family: `with` may connect inline."""
+        return self.family != socket.AF_UNSPEC and all(
+            getattr(self, field.name) == field.default for field in OPTION_FIELDS
+        )
+
+    @property
+    def depth_limit(self) -> int:
+        """The depth checked on every enter; unlimited, or huge, is the largest C index."""
+        return sys.maxsize if self.max_depth is None else min(self.max_depth, sys.maxsize)
+
+    def options(self) -> Dict[str, Any]:
+        """The connection options, defaults included."""
+        return {field.name: getattr(self, field.name) for field in OPTION_FIELDS}
+
+    def changed(self) -> Dict[str, Any]:
+        """Every keyword argument that differs from its default (what a copy is made from)."""
+        return {
+            field.name: getattr(self, field.name)
+            for field in dataclasses.fields(self)[len(POSITIONAL) :]
+            if getattr(self, field.name) is not field.default
+            and getattr(self, field.name) != field.default
+        }
+
+
+OPTION_FIELDS = dataclasses.fields(Settings)[len(POSITIONAL) + 2 :]
+
+
+def signature(defaults: Dict[str, Any]) -> inspect.Signature:
+    """The constructor's signature, from the fields: what help() and inspect show."""
+    kinds = dict.fromkeys(POSITIONAL, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return inspect.Signature(
+        [
+            inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+            *(
+                inspect.Parameter(
+                    field.name,
+                    kinds.get(field.name, inspect.Parameter.KEYWORD_ONLY),
+                    default=defaults.get(field.name, _default(field)),
+                    annotation=field.type,
+                )
+                for field in dataclasses.fields(Settings)
+            ),
+        ]
+    )
+
+
+def _default(field: dataclasses.Field[Any]) -> Any:
+    missing = field.default is dataclasses.MISSING
+    return inspect.Parameter.empty if missing else field.default
+
+
+def _max_depth(value: Any) -> Optional[int]:
+    if value is None:
+        return None
+    value = _integer("max_depth", value)
+    if value < 1:
+        raise ValueError(f"max_depth must be None or at least 1, not {value}")
+    return value  # type: ignore[no-any-return]
+
+
+def _socket_factory(value: Any) -> Callable[..., Any]:
+    if value is None:
+        return socket.socket
+    return _callable_or_none("socket_factory", value)  # type: ignore[no-any-return]
+
+
+def _callable_or_none(name: str, value: Any) -> Any:
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be callable or None, not {_type_name(value)}")
+    return value
+
+
+def _bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, not {_type_name(value)}")
+    return value
+
+
+def _count(name: str, value: Any) -> int:
+    value = _integer(name, value)
+    if value < 0:
+        raise ValueError(f"{name} must not be negative, not {value}")
+    return value  # type: ignore[no-any-return]
+
+
+def _seconds(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {_type_name(value)}")
+    if not 0 <= value < math.inf:  # also refuses NaN
+        raise ValueError(f"{name} must be a finite number of seconds, at least 0, not {value}")
+    return float(value)
+
+
+def _timeout(value: Any) -> Any:
+    if value is None or value is DEFAULT_TIMEOUT:
+        return value
+    return _seconds("timeout", value)
+
+
+def _socket_options(value: Any) -> Tuple[Tuple[int, int, Any], ...]:
+    try:
+        triples = tuple(value)
+    except TypeError:
+        raise TypeError(
+            "socket_options must be an iterable of (level, optname, value) triples,"
+            f" not {_type_name(value)}"
+        ) from None
+    for index, triple in enumerate(triples):
+        if (
+            not isinstance(triple, (tuple, list))
+            or len(triple) != 3
+            or not isinstance(triple[2], (int, bytes, bytearray))
+        ):
+            raise TypeError(
+                f"socket_options[{index}] must be a (level, optname, value) triple with an"
+                f" integer or bytes value, not {triple!r}"
+            )
+        _integer(f"socket_options[{index}] level", triple[0])
+        _integer(f"socket_options[{index}] optname", triple[1])
+    return tuple(tuple(triple) for triple in triples)
+
+
+def _server_hostname(address: Any, family: int, ssl_context: Any, server_hostname: Any) -> Any:
+    if ssl_context is None:
+        if server_hostname is not None:
+            raise ValueError("server_hostname needs an ssl_context")
+        return None
+    import ssl  # only for users of TLS
+
+    if not isinstance(ssl_context, ssl.SSLContext):
+        raise TypeError(f"ssl_context must be an ssl.SSLContext, not {_type_name(ssl_context)}")
+    if server_hostname is not None:
+        if not isinstance(server_hostname, str):
+            raise TypeError(
+                f"server_hostname must be a str or None, not {_type_name(server_hostname)}"
+            )
+        return server_hostname
+    if family in _IP_FAMILIES:
+        host = address[0]  # the name the caller gave, never an address it resolves to
+        return host.decode("ascii") if isinstance(host, (bytes, bytearray)) else host
+    if ssl_context.check_hostname:
+        raise ValueError("server_hostname is needed: the ssl_context checks host names")
+    return None
+
+
+def check_address(address: Any, family: int, name: str = "address") -> Any:
+    """Check the address for the families whose format is known; pass others through."""
+    if family in (socket.AF_INET, socket.AF_UNSPEC):
+        return _check_ip_address(address, 2, 2, "(host, port)", name)
+    if family == getattr(socket, "AF_INET6", None):
+        return _check_ip_address(address, 2, 4, "(host, port[, flowinfo[, scope_id]])", name)
+    if family == getattr(socket, "AF_UNIX", None):
+        if isinstance(address, _HOST_TYPES):
+            return address
+        if isinstance(address, os.PathLike):
+            return os.fspath(address)
+        raise TypeError(
+            f"{name} for AF_UNIX must be a str, bytes or path-like path, not {_type_name(address)}"
+        )
+    return address
+
+
+def _check_ip_address(address: Any, shortest: int, longest: int, form: str, name: str) -> Any:
+    if not isinstance(address, tuple) or not shortest <= len(address) <= longest:
+        raise TypeError(f"{name} must be a tuple {form}, not {address!r}")
+    host, port, *rest = address
+    if not isinstance(host, _HOST_TYPES):
+        raise TypeError(f"{name} host must be a str or bytes, not {_type_name(host)}")
+    port = _integer(f"{name} port", port)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"{name} port must be in 0-65535, not {port}")
+    for part, value in zip(("flowinfo", "scope_id"), rest):
+        if _integer(f"{name} {part}", value) < 0:
+            raise ValueError(f"{name} {part} must not be negative, not {value}")
+    return address
+
+
+def _integer(name: str, value: Any) -> int:
+    if isinstance(value, bool):  # an int to Python, but True is no port, depth or count
+        raise TypeError(f"{name} must be an integer, not bool")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, not {_type_name(value)}") from None
+
+
+def _as_enum(enum_type: Any, value: int) -> int:
+    """Show AF_INET rather than 2, as socket.socket's own attributes do."""
+    try:
+        return enum_type(value)  # type: ignore[no-any-return]
+    except ValueError:
+        return value
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
