@@ -145,21 +145,22 @@ def refused_address() -> Iterator[tuple[str, int]]:
         yield holder.getsockname()
 
 
-def _open_fds() -> int:
+def open_fds() -> int:
+    """How many file descriptors this process has open."""
     return len(os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"))
 
 
 @contextmanager
 def _no_leaks() -> Iterator[None]:
     gc.collect()
-    before = _open_fds()
+    before = open_fds()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         yield
         gc.collect()
     leaked = [w for w in caught if issubclass(w.category, ResourceWarning)]
     assert leaked == [], f"ResourceWarning: {[str(w.message) for w in leaked]}"
-    assert _open_fds() == before
+    assert open_fds() == before
 
 
 @pytest.fixture

@@ -180,12 +180,18 @@ class _LazyConnection(_Kernel):
         return _rebuild, (name, positional, settings.changed()), _instance_state(self)
 
 
-def _rebuild(cls: Union[str, type], positional: Tuple[Any, ...], options: Dict[str, Any]) -> Any:
-    if cls == "CLazyConnection":
-        cls = CLazyConnection or PyLazyConnection
-    elif cls == "PyLazyConnection":
+def _rebuild(name: Union[str, type], positional: Tuple[Any, ...], options: Dict[str, Any]) -> Any:
+    """Unpickle or copy: configured as the original was, by the public class's own __init__
+    (a subclass's __init__ may take other arguments; its attributes come back as state)."""
+    if name == "CLazyConnection":
+        cls: Any = CLazyConnection or PyLazyConnection
+    elif name == "PyLazyConnection":
         cls = PyLazyConnection
-    return cls(*positional, **options)  # type: ignore[operator]
+    else:
+        cls = name
+    connection = cls.__new__(cls)
+    _LazyConnection.__init__(connection, *positional, **options)
+    return connection
 
 
 def _instance_state(connection: Any) -> Optional[Tuple[Any, Dict[str, Any]]]:

@@ -1,4 +1,4 @@
-# cython: language_level=3, binding=False
+# cython: language_level=3, binding=False, auto_pickle=False
 """The compiled kernel of CLazyConnection: `with` and the per-context stacks, twin of _kernel_py."""
 
 cimport cython

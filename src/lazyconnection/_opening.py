@@ -13,7 +13,8 @@ import inspect
 import socket
 import sys
 import time
-from typing import Any, Awaitable, Callable, Generator, List, Optional, Tuple
+import types
+from typing import Any, Callable, Generator, List, Optional, Tuple
 
 from ._settings import DEFAULT_TIMEOUT, Settings
 
@@ -118,15 +119,16 @@ async def open_async(settings: Settings) -> Any:
     return await _drive(opening(settings, blocking=False), _wait_async, settings)
 
 
-async def _drive(
-    steps: Steps, wait: Callable[[Wait, Settings], Awaitable[Any]], settings: Settings
-) -> Any:
+# A generator-based coroutine rather than `async def`: the blocking driver runs it with one
+# send(), and one interrupted before that leaves no "never awaited" coroutine behind.
+@types.coroutine
+def _drive(steps: Steps, wait: Callable[[Wait, Settings], Any], settings: Settings) -> Any:
     """Hand each step's wait to `wait`, and its result or error back to the steps."""
     try:
         step = next(steps)
         while True:
             try:
-                result = await wait(step, settings)
+                result = yield from wait(step, settings)
             except BaseException as error:
                 step = steps.throw(error)
             else:
@@ -137,8 +139,8 @@ async def _drive(
         steps.close()  # a socket still open in an unfinished step is closed there
 
 
-async def _wait_blocking(wait: Wait, settings: Settings) -> Any:
-    """Wait in this thread: nothing here suspends."""
+def _wait_blocking(wait: Wait, settings: Settings) -> Generator[Any, None, Any]:
+    """Wait in this thread: a generator for `yield from` that never yields."""
     what = wait[0]
     if what == "connect":
         return wait[1].connect(wait[2])
@@ -153,6 +155,7 @@ async def _wait_blocking(wait: Wait, settings: Settings) -> Any:
     raise TypeError(
         "on_connect returned an awaitable in a blocking `with`; use `async with` to await it"
     )
+    yield  # pragma: no cover
 
 
 async def _wait_async(wait: Wait, settings: Settings) -> Any:

@@ -1,0 +1,327 @@
+"""Hardening: exits from another context, dropped objects, reentrant hooks, interrupts in TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import copy
+import gc
+import math
+import pickle
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import warnings
+
+import pytest
+
+import lazyconnection
+
+# Exits from another context
+
+
+def test_abandoned_async_generator_closes_its_socket(LazyConnection, echo_address, no_leaks):
+    conn = LazyConnection(echo_address)
+    seen = []
+
+    async def numbers():
+        async with conn as sock:
+            seen.append(sock)
+            for number in range(3):
+                yield number
+
+    async def main():
+        async for _ in numbers():
+            break  # the loop finalizes the generator later, in a new task
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    def on_error(loop, context):
+        seen.append(context)
+
+    async def with_handler():
+        asyncio.get_running_loop().set_exception_handler(on_error)
+        await main()
+
+    with no_leaks():
+        asyncio.run(with_handler())
+    (sock,) = seen  # no "Task exception was never retrieved" was reported
+    assert sock.fileno() == -1
+    assert conn.connections == ()
+
+
+def test_generator_closed_from_another_thread_closes_its_socket(LazyConnection, echo_address):
+    conn = LazyConnection(echo_address)
+
+    def lines():
+        with conn as sock:
+            yield sock
+
+    generator = lines()
+    sock = next(generator)
+    errors = []
+
+    def close():
+        try:
+            generator.close()
+        except BaseException as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=close)
+    thread.start()
+    thread.join(timeout=10)
+    assert errors == []
+    assert sock.fileno() == -1
+    assert conn.connections == ()
+
+
+def test_enter_and_exit_in_separate_callbacks(LazyConnection, echo_address):
+    conn = LazyConnection(echo_address)
+    entered = []
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.call_soon(lambda: entered.append(conn.__enter__()))
+        await asyncio.sleep(0.01)
+        done = loop.create_future()
+        loop.call_soon(lambda: done.set_result(conn.__exit__(None, None, None)))
+        return await done
+
+    assert asyncio.run(main()) is None
+    assert entered[0].fileno() == -1
+
+
+def test_exit_elsewhere_with_several_open_closes_nothing(LazyConnection, echo_address):
+    conn = LazyConnection(echo_address)
+    opened = []
+    ready, release = threading.Event(), threading.Event()
+
+    def hold_two():
+        with conn as first, conn as second:
+            opened.extend((first, second))
+            ready.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold_two)
+    thread.start()
+    try:
+        assert ready.wait(10)
+        with pytest.raises(RuntimeError, match="ambiguous"):
+            conn.__exit__(GeneratorExit, GeneratorExit(), None)
+        assert [sock.fileno() != -1 for sock in opened] == [True, True]
+    finally:
+        release.set()
+        thread.join(timeout=10)
+    assert [sock.fileno() for sock in opened] == [-1, -1]
+
+
+def test_threads_running_copies_of_the_context_never_disturb_the_owner(
+    LazyConnection, echo_address
+):
+    conn = LazyConnection(echo_address)
+    errors = []
+
+    def look():
+        try:
+            for _ in range(100):
+                assert conn.connections == ()
+                with conn as own:
+                    assert conn.connections == (own,)
+        except BaseException as error:
+            errors.append(error)
+
+    with conn as outer:
+        context = contextvars.copy_context()
+        threads = [threading.Thread(target=context.copy().run, args=(look,)) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        try:
+            for _ in range(100):
+                with conn as inner:
+                    assert conn.connections == (outer, inner)
+        finally:
+            for thread in threads:
+                thread.join(timeout=10)
+        assert conn.connections == (outer,)
+    assert errors == []
+
+
+# Dropped objects
+
+
+def test_a_dropped_object_lets_its_socket_be_collected(LazyConnection, echo_address):
+    conn = LazyConnection(echo_address)
+    conn.__enter__()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        del conn
+        gc.collect()
+    assert [str(w.message).split(" ")[0] for w in caught] == ["unclosed"]
+
+
+# TLS, hooks, decorators
+
+
+def test_interrupted_tls_handshake_closes_the_wrapped_socket(
+    LazyConnection, tls_address, trusting_context, monkeypatch, no_leaks
+):
+    def interrupted(self, *args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ssl.SSLSocket, "do_handshake", interrupted)
+    conn = LazyConnection(tls_address, ssl_context=trusting_context)
+    with no_leaks():
+        with pytest.raises(KeyboardInterrupt):
+            conn.__enter__()
+    assert conn.connections == ()
+
+
+def test_a_hook_entering_the_same_object_keeps_its_socket(LazyConnection, echo_address):
+    nested = []
+
+    def hook(sock):
+        if not nested:
+            nested.append(None)  # the nested enter runs this hook too
+            nested[0] = conn.__enter__()
+
+    conn = LazyConnection(echo_address, on_connect=hook)
+    with conn as outer:
+        assert conn.connections == (nested[0], outer)
+    assert outer.fileno() == -1
+    assert conn.connections == (nested[0],)
+    conn.__exit__(None, None, None)
+    assert nested[0].fileno() == -1
+
+
+def test_nested_pushes_from_a_hook_count_against_max_depth(LazyConnection, echo_address):
+    made = []
+
+    def hook(sock):
+        made.append(sock)
+        if len(made) == 1:
+            conn.__enter__()
+
+    conn = LazyConnection(echo_address, on_connect=hook, max_depth=1)
+    with pytest.raises(RuntimeError, match="Already connected"):
+        conn.__enter__()
+    assert made[0].fileno() == -1
+    assert conn.connections == (made[1],)
+    conn.__exit__(None, None, None)
+
+
+def test_a_coroutine_hook_is_refused_in_a_blocking_with(LazyConnection, echo_address, no_leaks):
+    async def hook(sock):
+        raise AssertionError("never run")
+
+    conn = LazyConnection(echo_address, on_connect=hook)
+    with no_leaks():
+        with pytest.raises(TypeError, match="awaitable"):
+            conn.__enter__()
+    assert conn.connections == ()
+
+
+@pytest.mark.parametrize("kind", ["generator", "async generator"])
+def test_decorating_a_generator_function_is_refused(LazyConnection, echo_address, kind):
+    conn = LazyConnection(echo_address)
+
+    def lines():
+        yield conn.sock
+
+    async def async_lines():
+        yield conn.sock
+
+    with pytest.raises(TypeError, match="generator"):
+        conn(lines if kind == "generator" else async_lines)
+
+
+# Validation
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, name",
+    [
+        ((("127.0.0.1", True),), {}, "port"),
+        ((("127.0.0.1", 80),), {"max_depth": True}, "max_depth"),
+        ((("127.0.0.1", 80),), {"retries": False}, "retries"),
+        ((("127.0.0.1", 80), True), {}, "family"),
+    ],
+)
+def test_bools_are_not_integers(LazyConnection, args, kwargs, name):
+    with pytest.raises(TypeError, match=name):
+        LazyConnection(*args, **kwargs)
+
+
+@pytest.mark.parametrize("name", ["timeout", "backoff"])
+@pytest.mark.parametrize("value", [math.inf, math.nan, -1.0])
+def test_seconds_must_be_finite(LazyConnection, name, value):
+    with pytest.raises(ValueError, match=name):
+        LazyConnection(("127.0.0.1", 80), **{name: value})
+
+
+def test_a_huge_max_depth_is_unlimited(LazyConnection, echo_address):
+    conn = LazyConnection(echo_address, max_depth=2**63)
+    assert conn.max_depth == 2**63
+    with conn, conn, conn:
+        assert len(conn.connections) == 3
+
+
+# Copies and pickles
+
+
+def test_pickles_name_the_public_class(LazyConnection, unix_path):
+    data = pickle.dumps(LazyConnection(unix_path, socket.AF_UNIX, max_depth=3))
+    assert b"_kernel" not in data and b"_connection_c" not in data
+    code = (
+        "import pickle, sys, lazyconnection as l;"
+        "c = pickle.loads(sys.stdin.buffer.read());"
+        "print(type(c).__name__, c.max_depth)"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code],
+        input=data,
+        capture_output=True,
+        env={"LAZYCONNECTION_NO_EXTENSIONS": "1", "PATH": ""},
+        timeout=60,
+        check=True,
+    )
+    assert loaded.stdout.decode().split() == ["PyLazyConnection", "3"]
+
+
+@pytest.mark.parametrize(
+    "duplicate",
+    [copy.copy, copy.deepcopy, lambda c: pickle.loads(pickle.dumps(c))],
+    ids=["copy", "deepcopy", "pickle"],
+)
+def test_duplicates_keep_a_subclass_attributes(LazyConnection, echo_address, duplicate):
+    twin = duplicate(_subclass(LazyConnection)(echo_address, label="db"))
+    assert (type(twin).__name__, twin.label, twin.tag) == ("Labelled", "db", "t")
+    assert twin.address == echo_address
+
+
+_SUBCLASSES: dict[type, type] = {}
+
+
+def _subclass(cls):
+    """A subclass with a __dict__ attribute and a slot; module-level, so that it pickles."""
+    if cls not in _SUBCLASSES:
+
+        class Labelled(cls):
+            __slots__ = ("tag", "__dict__")
+
+            def __init__(self, address, label):
+                super().__init__(address)
+                self.label = label
+                self.tag = "t"
+
+        Labelled.__qualname__ = f"_SUBCLASSES_{cls.__name__}"
+        globals()[Labelled.__qualname__] = Labelled
+        _SUBCLASSES[cls] = Labelled
+    return _SUBCLASSES[cls]
+
+
+def test_public_classes_are_importable_under_their_names():
+    assert lazyconnection.PyLazyConnection.__name__ == "PyLazyConnection"
+    if lazyconnection.CLazyConnection is not None:
+        assert lazyconnection.CLazyConnection.__name__ == "CLazyConnection"

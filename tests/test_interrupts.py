@@ -1,0 +1,184 @@
+"""KeyboardInterrupt anywhere: at every bytecode of the library's own code, and at random times."""
+
+from __future__ import annotations
+
+import dis
+import gc
+import os
+import pathlib
+import random
+import signal
+import socket
+import sys
+import time
+import warnings
+
+import pytest
+from conftest import open_fds
+
+import lazyconnection
+
+LIBRARY = str(pathlib.Path(lazyconnection.__file__).parent)
+MOST_BYTECODES = 5000  # far more than one `with` runs, even on the options path
+
+
+class _Interrupter:
+    """A tracer raising KeyboardInterrupt at the n-th bytecode run in the library's frames."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+        self.seen = 0
+
+    def __call__(self, frame, event, arg):
+        if event == "call":
+            if not frame.f_code.co_filename.startswith(LIBRARY):
+                return None
+            frame.f_trace_opcodes = True
+        elif event == "opcode" and _deliverable(frame):
+            self.seen += 1
+            if self.seen == self.at:
+                raise KeyboardInterrupt(f"at bytecode {self.at}")
+        return self
+
+    def run(self, work):
+        """Run work under the tracer; True if the interrupt was raised."""
+        sys.settrace(self)
+        try:
+            work()
+        except KeyboardInterrupt:
+            return True
+        finally:
+            sys.settrace(None)
+        return False
+
+
+# The interpreter's own exception clean-up: no signal is ever delivered there, and an exception
+# that a tracer raises there corrupts the interpreter's exception state, not the library's.
+_CLEAN_UP = {dis.opmap[name] for name in ("POP_EXCEPT", "RERAISE") if name in dis.opmap}
+
+
+def _deliverable(frame) -> bool:
+    return frame.f_lineno is not None and frame.f_code.co_code[frame.f_lasti] not in _CLEAN_UP
+
+
+def _with_block(conn):
+    with conn:
+        pass
+
+
+def _check_still_working(conn, other, outer, other_sock):
+    """The invariants: every object keeps its open sockets and keeps working."""
+    assert other.connections == (other_sock,) and other_sock.fileno() != -1
+    stack = conn.connections
+    assert stack[0] is outer and outer.fileno() != -1
+    # At worst the one interrupted socket stays on the stack, open.
+    assert len(stack) <= 2 and all(sock.fileno() != -1 for sock in stack)
+    with conn as sock:
+        assert conn.connections == (*stack, sock)
+    with type(conn)(conn.address, conn.family, **conn.options) as fresh:
+        assert fresh.fileno() != -1
+    if len(stack) == 2:
+        conn.__exit__(None, None, None)
+    assert conn.connections == (outer,)
+
+
+@pytest.mark.parametrize("path", ["plain", "options"])
+def test_an_interrupt_at_any_bytecode_corrupts_nothing(LazyConnection, echo_address, path):
+    options = {} if path == "plain" else {"timeout": 5.0, "socket_options": [(1, 2, 1)]}
+    conn = LazyConnection(echo_address, **options)
+    other = LazyConnection(echo_address)
+    gc.collect()
+    before = open_fds()
+    with warnings.catch_warnings():
+        # A socket interrupted between its pop and its close is left to its finalizer.
+        warnings.simplefilter("ignore", ResourceWarning)
+        with other as other_sock, conn as outer:
+            for at in range(1, MOST_BYTECODES):
+                interrupter = _Interrupter(at)
+                if not interrupter.run(lambda: _with_block(conn)):
+                    break
+                _check_still_working(conn, other, outer, other_sock)
+            else:
+                pytest.fail("the sweep never reached the end of one `with`")
+        gc.collect()
+    assert open_fds() == before
+    pure = not isinstance(conn, lazyconnection.CLazyConnection or ())
+    if pure or path == "options":  # the compiled plain path runs no Python bytecode at all
+        assert at > 20, "the tracer saw none of the library's bytecodes"
+
+
+# The random-interrupt soak: a signal timer fires at random offsets during a loop of `with`
+# blocks, and the leftovers are compared with the same loop of plain sockets.
+SOAK_CYCLES = 1500
+SOAK_SECONDS = 20.0
+
+
+def _soak(cycle_work, cleanup):
+    """Run cycle_work under random timer interrupts; return (interrupts, ResourceWarnings)."""
+    rng = random.Random(1234)
+    interrupts = 0
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    deadline = time.monotonic() + SOAK_SECONDS
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        try:
+            for _ in range(SOAK_CYCLES):
+                if time.monotonic() > deadline:
+                    break
+                try:  # armed inside: the handler may run as soon as setitimer returns
+                    signal.setitimer(signal.ITIMER_REAL, rng.uniform(1e-6, 60e-6))
+                    cycle_work()
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                except KeyboardInterrupt:
+                    interrupts += 1
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        cleanup()
+        gc.collect()
+    warned = [w for w in caught if issubclass(w.category, ResourceWarning)]
+    return interrupts, len(warned)
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer")
+def test_random_interrupts_leave_nothing_open(LazyConnection, unix_path, capsys):
+    conn = LazyConnection(unix_path, socket.AF_UNIX)
+    other = LazyConnection(unix_path, socket.AF_UNIX)
+
+    def plain_socket():
+        sock = socket.socket(socket.AF_UNIX)
+        sock.connect(unix_path)
+        sock.close()
+
+    def lazy():
+        with conn:
+            pass
+
+    def left_on_stack():
+        count = len(conn.connections) - 1
+        for _ in range(count):
+            conn.__exit__(None, None, None)
+        return count
+
+    gc.collect()
+    before = open_fds()
+    with other as other_sock:
+        plain = _soak(plain_socket, lambda: None)
+        with conn as outer:
+            stuck = []
+            lazy_figures = _soak(lazy, lambda: stuck.append(left_on_stack()))
+            assert conn.connections == (outer,) and outer.fileno() != -1
+        assert other.connections == (other_sock,) and other_sock.fileno() != -1
+    gc.collect()
+    assert open_fds() == before
+    with capsys.disabled():
+        print(
+            f"\n{type(conn).__name__}: {lazy_figures[0]} interrupts, {stuck[0]} left on the"
+            f" stack, {lazy_figures[1]} ResourceWarnings; plain socket: {plain[0]} interrupts,"
+            f" {plain[1]} ResourceWarnings (pid {os.getpid()})"
+        )
+    assert lazy_figures[0] > 0 and plain[0] > 0, "no interrupt landed: the soak tested nothing"
