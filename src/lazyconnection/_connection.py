@@ -66,17 +66,6 @@ class _LazyConnection(_Kernel):
         {"family": AF_INET, "type": SOCK_STREAM, "proto": 0}
     )
 
-    if TYPE_CHECKING:  # the kernel's, which the `with` statement calls; typed here
-
-        def __enter__(self) -> socket.socket: ...
-
-        def __exit__(
-            self,
-            exc_type: Optional[Type[BaseException]],
-            exc: Optional[BaseException],
-            tb: Optional[TracebackType],
-        ) -> None: ...
-
     async def __aenter__(self) -> socket.socket:
         stack = self._reserve()
         sock = await open_async(self._settings)  # connected, or closed before its error left
@@ -220,10 +209,10 @@ def _compiled_kernel() -> Optional[type]:
     ):
         return None
     try:
-        from ._kernel_c import Kernel
+        from ._kernel_c import Kernel  # type: ignore[import-not-found]
     except ImportError:  # not built here; on CPython the test suite fails loudly
         return None
-    return Kernel
+    return Kernel  # type: ignore[no-any-return]
 
 
 def _compiled_class() -> Optional[Type[PyLazyConnection]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import weakref
 from contextvars import ContextVar, Token
 from threading import get_ident
@@ -135,7 +136,7 @@ class Kernel:
             raise RuntimeError(ALREADY_CONNECTED)
         return stack
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> socket.socket:
         stack = self._reserve_stack()
         if self._open is None:
             sock = self._factory(self._family, self._type, self._proto)
@@ -146,7 +147,7 @@ class Kernel:
                 raise
         else:
             sock = self._open()  # connected, or closed before its error left
-        return _push(stack, sock, self._depth_limit)
+        return _push(stack, sock, self._depth_limit)  # type: ignore[no-any-return]
 
     def __exit__(
         self,

@@ -1,0 +1,46 @@
+"""The two kernels offer the same methods, and the public class shows its real signature."""
+
+from __future__ import annotations
+
+import inspect
+
+import lazyconnection
+from lazyconnection import _kernel_py
+
+
+def _methods(cls: type) -> set[str]:
+    return {name for name, value in vars(cls).items() if callable(value)} - {"__init__", "__new__"}
+
+
+def _kernel_of(cls: type) -> type:
+    (kernel,) = [base for base in cls.__mro__ if base.__name__ == "Kernel"]
+    return kernel
+
+
+def test_the_kernels_offer_the_same_methods(compiled_class):
+    # The compiled kernel's own helpers are C functions (cdef), invisible from Python.
+    pure = _methods(_kernel_py.Kernel) - {"_own_stack", "_reserve_stack"}
+    assert _methods(_kernel_of(compiled_class)) == pure
+    assert pure == {"__enter__", "__exit__", "_reserve", "_push", "_stack", "_set_kernel"}
+
+
+def test_the_public_class_adds_no_with_method(LazyConnection):
+    kernel = _kernel_of(LazyConnection)
+    assert LazyConnection.__enter__ is kernel.__enter__
+    assert LazyConnection.__exit__ is kernel.__exit__
+
+
+def test_constructor_signature_is_visible(LazyConnection):
+    parameters = inspect.signature(LazyConnection).parameters
+    assert list(parameters)[:4] == ["address", "family", "type", "proto"]
+    assert {"max_depth", "timeout", "ssl_context", "retries", "backoff"} <= set(parameters)
+    assert parameters["timeout"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert parameters["retries"].default == 0
+
+
+def test_typed_example_runs(LazyConnection):
+    import typing_example
+
+    assert lazyconnection.PyLazyConnection in typing_example.implementations()
+    conn = typing_example.configured(("127.0.0.1", 9))
+    assert typing_example.describe(conn) == (0, None, ())
