@@ -81,13 +81,19 @@ def test_enter_and_exit_in_separate_callbacks(LazyConnection, echo_address):
     conn = LazyConnection(echo_address)
     entered = []
 
+    def exit_into(done):
+        try:
+            done.set_result(conn.__exit__(None, None, None))
+        except Exception as error:
+            done.set_exception(error)
+
     async def main():
         loop = asyncio.get_running_loop()
         loop.call_soon(lambda: entered.append(conn.__enter__()))
         await asyncio.sleep(0.01)
         done = loop.create_future()
-        loop.call_soon(lambda: done.set_result(conn.__exit__(None, None, None)))
-        return await done
+        loop.call_soon(exit_into, done)
+        return await asyncio.wait_for(done, 10)
 
     assert asyncio.run(main()) is None
     assert entered[0].fileno() == -1
@@ -125,26 +131,27 @@ def test_threads_running_copies_of_the_context_never_disturb_the_owner(
 
     def look():
         try:
-            for _ in range(100):
+            for _ in range(20000):  # reading, as a copy that has never entered
                 assert conn.connections == ()
-                with conn as own:
-                    assert conn.connections == (own,)
+            with conn as own:
+                assert conn.connections == (own,)
         except BaseException as error:
             errors.append(error)
 
-    with conn as outer:
-        context = contextvars.copy_context()
-        threads = [threading.Thread(target=context.copy().run, args=(look,)) for _ in range(3)]
-        for thread in threads:
-            thread.start()
-        try:
-            for _ in range(100):
-                with conn as inner:
-                    assert conn.connections == (outer, inner)
-        finally:
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch between any two bytecodes, or nearly
+    try:
+        with conn as outer:
+            context = contextvars.copy_context()
+            threads = [threading.Thread(target=context.copy().run, args=(look,)) for _ in range(3)]
             for thread in threads:
-                thread.join(timeout=10)
-        assert conn.connections == (outer,)
+                thread.start()
+            for _ in range(20000):
+                assert conn.connections == (outer,)
+            for thread in threads:
+                thread.join(timeout=30)
+    finally:
+        sys.setswitchinterval(switching)
     assert errors == []
 
 
