@@ -99,6 +99,25 @@ def test_enter_and_exit_in_separate_callbacks(LazyConnection, echo_address):
     assert entered[0].fileno() == -1
 
 
+def test_a_task_cannot_close_its_creators_socket_even_after_a_block_of_its_own(
+    LazyConnection, echo_address
+):
+    conn = LazyConnection(echo_address)
+
+    async def child():
+        with conn:
+            pass
+        with pytest.raises(RuntimeError, match="no open connection"):
+            conn.__exit__(None, None, None)
+
+    async def main():
+        with conn as parent_sock:
+            await asyncio.create_task(child())
+            assert conn.connections == (parent_sock,) and parent_sock.fileno() != -1
+
+    asyncio.run(main())
+
+
 def test_exit_elsewhere_with_several_open_closes_nothing(LazyConnection, echo_address):
     conn = LazyConnection(echo_address)
     opened = []

@@ -42,6 +42,8 @@ cdef class Caller:
     """One context (thread, task or greenlet): the key of its stack in every connection."""
 
     cdef object context  # a weak reference to that context
+    cdef object parent  # a weak reference to the caller of the context this one was copied from
+    cdef object __weakref__
 
     def __call__(self):
         """The context, or None once it is gone: keys of both twins answer alike."""
@@ -63,9 +65,19 @@ cdef inline Caller _own_caller():
 
 cdef Caller _new_caller():
     cdef Caller caller = Caller.__new__(Caller)
+    inherited = get_value(_callers)
+    caller.parent = None if inherited is None else PyWeakref_NewRef(inherited, None)
     PyContextVar_Set(_callers, caller)  # makes the thread's context if it had none
     caller.context = PyWeakref_NewRef(<object>PyThreadState_Get().context, None)
     return caller
+
+
+cdef object _parent():
+    """The caller of the context this one was copied from, or None."""
+    cdef Caller own = _own_caller()
+    if own is None:
+        return get_value(_callers)  # inherited, not this context's own
+    return None if own.parent is None else own.parent()
 
 
 cdef inline object _push(list stack, object sock, Py_ssize_t depth_limit):
@@ -152,7 +164,7 @@ cdef class Kernel:
     def __exit__(self, exc_type, exc, tb):
         cdef list stack = self._own_stack(False)
         if not stack:
-            close_elsewhere(self._stacks, get_value(_callers), exc_type)
+            close_elsewhere(self._stacks, _parent(), exc_type)
             return
         lazyconnection_pop(stack).close()
 

@@ -15,10 +15,12 @@ from ._registry import ALREADY_CONNECTED, close_elsewhere, sweep
 class Caller:
     """One context (thread, task or greenlet): its weak reference keys its stack everywhere."""
 
-    __slots__ = ("key", "proof", "thread", "__weakref__")
+    __slots__ = ("key", "parent", "proof", "thread", "__weakref__")
 
-    def __init__(self) -> None:
+    def __init__(self, inherited: Optional[Caller]) -> None:
         self.key = weakref.ref(self)  # dead once no context holds this caller
+        # The key of the caller of the context this one was copied from, or None.
+        self.parent = None if inherited is None else inherited.key
         self.proof: Optional[Token[Optional[Caller]]] = None
         self.thread = get_ident()
 
@@ -48,10 +50,19 @@ def _own_caller() -> Optional[Caller]:
 
 
 def _new_caller() -> Caller:
-    caller = Caller()
+    caller = Caller(_callers.get())
     _callers.set(caller)
     caller.proof = _callers.set(caller)
     return caller
+
+
+def _parent() -> Any:
+    """The key of the caller of the context this one was copied from, or None."""
+    own = _own_caller()
+    if own is None:
+        inherited = _callers.get()  # not this context's own
+        return None if inherited is None else inherited.key
+    return own.parent
 
 
 def _push(stack: List[Any], sock: Any, depth_limit: int) -> Any:
@@ -157,8 +168,7 @@ class Kernel:
     ) -> None:
         stack = self._own_stack(False)
         if not stack:
-            inherited = _callers.get()
-            close_elsewhere(self._stacks, inherited and inherited.key, exc_type)
+            close_elsewhere(self._stacks, _parent(), exc_type)
             return
         stack.pop().close()
 

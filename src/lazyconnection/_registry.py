@@ -13,7 +13,7 @@ AMBIGUOUS = (
 
 
 def close_elsewhere(
-    stacks: Dict[Any, List[Any]], inherited: Optional[Any], exc_type: Optional[Type[BaseException]]
+    stacks: Dict[Any, List[Any]], parent: Optional[Any], exc_type: Optional[Type[BaseException]]
 ) -> None:
     """`__exit__` in a context that has no socket open: close the one its enter gave out.
 
@@ -25,14 +25,14 @@ def close_elsewhere(
     open elsewhere must be another's, as when enter and exit run in separate callbacks.
     """
     closing_generator = exc_type is not None and issubclass(exc_type, GeneratorExit)
-    stack = stacks.get(inherited) if closing_generator and inherited is not None else None
+    stack = stacks.get(parent) if closing_generator and parent is not None else None
     if not stack:
         open_stacks = [(key, stack) for key, stack in list(stacks.items()) if stack]
         count = sum(len(stack) for _, stack in open_stacks)
         if count == 0:
             raise RuntimeError(NO_OPEN_CONNECTION)
         (key, stack), *_ = open_stacks
-        if count > 1 or (key is inherited and not closing_generator):
+        if count > 1 or (key is parent and not closing_generator):
             raise RuntimeError(AMBIGUOUS.format(count) if count > 1 else NO_OPEN_CONNECTION)
     try:
         sock = stack.pop()
