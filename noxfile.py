@@ -115,7 +115,7 @@ def coverage(session: nox.Session) -> None:
     LAZYCONNECTION_TRACE=1 (read by setup.py) adds the `linetrace` directive and the
     CYTHON_TRACE macros in this session only; the Cython.Coverage plugin (pyproject.toml)
     maps the traced lines to _kernel_c.pyx. On 3.11, as the other one-interpreter sessions
-    (tracing also worked on 3.12 with Cython 3.2). The suite runs compiled, then forced pure.
+    (tracing also worked on 3.12 with Cython 3.3). The suite runs compiled, then forced pure.
     """
     source = _clean_copy(session)
     session.install("coverage", "Cython>=3.0")
