@@ -10,7 +10,13 @@ from setuptools.command.build_py import build_py
 
 NO_EXTENSIONS = bool(os.environ.get("LAZYCONNECTION_NO_EXTENSIONS"))
 REQUIRE_EXTENSIONS = bool(os.environ.get("LAZYCONNECTION_REQUIRE_EXTENSIONS"))
-EXTENSION = Extension("lazyconnection._kernel_c", ["src/lazyconnection/_kernel_c.pyx"])
+# LAZYCONNECTION_TRACE=1 compiles the kernel with Cython line tracing, for coverage.py and its
+# Cython.Coverage plugin (`nox -s coverage`). It slows every line: never set it for wheels.
+TRACE = bool(os.environ.get("LAZYCONNECTION_TRACE"))
+TRACE_MACROS = [("CYTHON_TRACE", "1"), ("CYTHON_TRACE_NOGIL", "1")] if TRACE else []
+EXTENSION = Extension(
+    "lazyconnection._kernel_c", ["src/lazyconnection/_kernel_c.pyx"], define_macros=TRACE_MACROS
+)
 
 
 def warn_pure_python(reason):
@@ -64,7 +70,8 @@ def extensions():
         return []
     from Cython.Build import cythonize
 
-    return cythonize([EXTENSION], compiler_directives={"language_level": 3})
+    directives = {"language_level": 3, **({"linetrace": True} if TRACE else {})}
+    return cythonize([EXTENSION], compiler_directives=directives)
 
 
 setup(

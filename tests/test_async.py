@@ -13,18 +13,7 @@ TASKS = 100
 CANCELLATIONS = 40
 
 
-async def _echo(sock: socket.socket, payload: bytes) -> bytes:
-    loop = asyncio.get_running_loop()
-    await loop.sock_sendall(sock, payload)
-    received = b""
-    while len(received) < len(payload):
-        chunk = await loop.sock_recv(sock, len(payload) - len(received))
-        assert chunk, "server closed early"
-        received += chunk
-    return received
-
-
-def test_async_with_gives_a_connected_non_blocking_socket(LazyConnection, echo_address):
+def test_async_with_gives_a_connected_non_blocking_socket(LazyConnection, echo_address, async_echo):
     conn = LazyConnection(echo_address)
 
     async def main():
@@ -32,23 +21,23 @@ def test_async_with_gives_a_connected_non_blocking_socket(LazyConnection, echo_a
             assert type(sock) is socket.socket
             assert sock.getblocking() is False
             assert conn.connections == (sock,)
-            assert await _echo(sock, b"async") == b"async"
+            assert await async_echo(sock, b"async") == b"async"
         return sock
 
     assert asyncio.run(main()).fileno() == -1
     assert conn.connections == ()
 
 
-def test_async_with_over_a_unix_path(LazyConnection, unix_path):
+def test_async_with_over_a_unix_path(LazyConnection, unix_path, async_echo):
     async def main():
         async with LazyConnection(unix_path, socket.AF_UNIX) as sock:
-            return await _echo(sock, b"unix")
+            return await async_echo(sock, b"unix")
 
     assert asyncio.run(main()) == b"unix"
 
 
 def test_many_tasks_share_one_object_and_keep_their_own_sockets(
-    LazyConnection, echo_address, no_leaks
+    LazyConnection, echo_address, no_leaks, async_echo
 ):
     conn = LazyConnection(echo_address)
 
@@ -58,10 +47,10 @@ def test_many_tasks_share_one_object_and_keep_their_own_sockets(
             await asyncio.sleep(0)
             async with conn as inner:
                 assert conn.connections == (outer, inner)
-                assert await _echo(inner, payload + b"-inner") == payload + b"-inner"
+                assert await async_echo(inner, payload + b"-inner") == payload + b"-inner"
             await asyncio.sleep(0)
             assert conn.connections == (outer,)
-            assert await _echo(outer, payload) == payload
+            assert await async_echo(outer, payload) == payload
         assert conn.connections == ()
 
     async def main():
@@ -149,19 +138,11 @@ def test_async_timeout_bounds_the_connect(LazyConnection, full_backlog_address, 
         asyncio.run(main())
 
 
-def test_async_options_apply(LazyConnection, echo_address, refused_address):
+def test_async_options_apply(
+    LazyConnection, echo_address, refused_address, redirected, recording_factory
+):
     seen = []
-    targets = iter([refused_address, echo_address])
-
-    made = []
-
-    class Steered(socket.socket):
-        def connect(self, address):  # what the event loop calls first, non-blocking
-            super().connect(next(targets))
-
-    def factory(*args):
-        made.append(Steered(*args))
-        return made[-1]
+    factory = recording_factory(redirected(refused_address, echo_address))
 
     async def on_connect(sock):
         await asyncio.sleep(0)
@@ -179,7 +160,8 @@ def test_async_options_apply(LazyConnection, echo_address, refused_address):
 
     async def main():
         async with conn as sock:
-            assert len(made) == 2 and made[0].fileno() == -1  # refused once, then retried
+            assert factory.made[1] is sock
+            assert factory.closed() == [True, False]  # refused once, then retried
             assert seen == [sock]
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
             assert sock.getpeername() == echo_address
@@ -187,10 +169,10 @@ def test_async_options_apply(LazyConnection, echo_address, refused_address):
     asyncio.run(main())
 
 
-def test_async_unspec_resolves_on_the_loop(LazyConnection, echo_address, no_leaks):
+def test_async_unspec_resolves_on_the_loop(LazyConnection, echo_address, no_leaks, async_echo):
     async def main():
         async with LazyConnection(("localhost", echo_address[1]), socket.AF_UNSPEC) as sock:
-            return await _echo(sock, b"resolved")
+            return await async_echo(sock, b"resolved")
 
     with no_leaks():
         assert asyncio.run(main()) == b"resolved"
@@ -252,13 +234,15 @@ def test_decorator_lets_exceptions_through(LazyConnection, echo_address):
     assert conn.connections == ()
 
 
-def test_decorator_on_a_coroutine_function_uses_async_with(LazyConnection, echo_address):
+def test_decorator_on_a_coroutine_function_uses_async_with(
+    LazyConnection, echo_address, async_echo
+):
     conn = LazyConnection(echo_address)
 
     @conn
     async def exchange(payload):
         assert conn.sock.getblocking() is False
-        return await _echo(conn.sock, payload)
+        return await async_echo(conn.sock, payload)
 
     async def main():
         return await asyncio.gather(exchange(b"one"), exchange(b"two"))

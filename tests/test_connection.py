@@ -73,29 +73,22 @@ def test_exit_returns_none_so_nothing_is_suppressed(LazyConnection, echo_address
     assert conn.__exit__(KeyError, KeyError("k"), None) is None
 
 
-def test_failed_connect_closes_the_new_socket(LazyConnection, refused_address, no_leaks):
-    made = []
-
-    def factory(*args):
-        made.append(socket.socket(*args))
-        return made[-1]
-
+def test_failed_connect_closes_the_new_socket(
+    LazyConnection, refused_address, recording_factory, no_leaks
+):
+    factory = recording_factory()
     conn = LazyConnection(refused_address, socket_factory=factory)
     with no_leaks():
         with pytest.raises(ConnectionRefusedError):
             conn.__enter__()
-    assert made[0].fileno() == -1
+    assert factory.closed() == [True]
     assert conn.connections == ()
 
 
-def test_failed_connect_leaves_the_object_usable(LazyConnection, echo_address, refused_address):
-    addresses = iter([refused_address, echo_address])
-
-    class Redirecting(socket.socket):
-        def connect(self, address):
-            super().connect(next(addresses))
-
-    conn = LazyConnection(echo_address, socket_factory=Redirecting)
+def test_failed_connect_leaves_the_object_usable(
+    LazyConnection, echo_address, refused_address, redirected
+):
+    conn = LazyConnection(echo_address, socket_factory=redirected(refused_address, echo_address))
     with pytest.raises(ConnectionRefusedError):
         conn.__enter__()
     with conn as sock:

@@ -1,84 +1,254 @@
-"""The twins stay identical: random sequences of operations give the same observations on both."""
+"""The twins stay identical: a state machine drives both classes side by side through the same
+operations and compares everything a caller can observe after every step."""
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import socket
 
-from hypothesis import given, settings
+from hypothesis import settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
 
 import lazyconnection
 
-OPERATIONS = ("enter", "enter", "enter_refused", "exit", "exit_with_error", "enter_failing_factory")
+# What happens to the next socket opened: connected, refused (every time, or once and then
+# connected on a retry), the factory fails, or the on_connect hook raises or enters the
+# connection again from inside the opening (where one is configured).
+FATES = ("connects", "refused", "refused once", "factory fails", "hook raises", "hook enters")
+BODY_ERRORS = (None, ValueError, GeneratorExit)
+CONTEXTS = 3  # other contexts (as threads or greenlets would have), each with its own stack
 
 
-class _Run:
-    """One class driven through a sequence, recording everything a caller could observe."""
+class _AsyncCaller:
+    """One asyncio task living across steps, as a task doing `async with` one after another."""
 
-    def __init__(self, cls, unix_path, refused_address, max_depth):
+    def __init__(self, loop):
+        self.loop = loop
+        self.inbox = loop.create_future()
+        self.task = loop.create_task(self._serve(self.inbox))
+
+    async def _serve(self, inbox):
+        while True:
+            job, reply, inbox = await inbox  # each message says where the next one comes
+            if job is None:
+                return
+            try:
+                reply.set_result(await job())
+            except Exception as error:
+                reply.set_exception(error)
+
+    def _send(self, job, reply):
+        inbox, self.inbox = self.inbox, self.loop.create_future()
+        inbox.set_result((job, reply, self.inbox))
+
+    def run(self, job):
+        reply = self.loop.create_future()
+        self._send(job, reply)
+        return self.loop.run_until_complete(reply)
+
+    def stop(self):
+        self._send(None, None)
+        self.loop.run_until_complete(self.task)
+
+
+class _Twin:
+    """One class's connection, the sockets its factory made, and its contexts and task."""
+
+    def __init__(self, cls, config, servers, loop):
+        self.echo_address, self.refused_address, self.redirected = servers
         self.made = []
-        self.refuse = False
-        self.fail_factory = False
-        run = self
+        self.refusals = 0  # how many of the next connects are refused
+        self.factory_fails = False
+        self.hook_action = None  # what the on_connect hook does next, once
+        options = {key: value for key, value in config.items() if key != "hook"}
+        if config["hook"]:
+            options["on_connect"] = self._hook
+        self.conn = cls(self.echo_address, socket_factory=self._factory, **options)
+        self.contexts = [contextvars.Context() for _ in range(CONTEXTS)]
+        self.loop = loop
+        self.task = _AsyncCaller(loop)
 
-        class Steered(socket.socket):
-            def connect(self, address):
-                super().connect(refused_address if run.refuse else address)
+    def _factory(self, *args):
+        if self.factory_fails:
+            raise OSError("the factory failed")
+        if self.refusals:
+            self.refusals -= 1
+            sock = self.redirected(self.refused_address)(*args)
+        else:
+            sock = socket.socket(*args)
+        self.made.append(sock)
+        return sock
 
-        def factory(*args):
-            if self.fail_factory:
-                raise OSError("factory failed")
-            self.made.append(Steered(*args))
-            return self.made[-1]
+    def _hook(self, sock):
+        action, self.hook_action = self.hook_action, None
+        if action == "hook raises":
+            raise ValueError("the hook refused the socket")
+        if action == "hook enters":
+            self.conn.__enter__()
 
-        self.family = socket.AF_INET
-        self.conn = cls(unix_path, socket.AF_UNIX, max_depth=max_depth, socket_factory=factory)
-        self.unix_family = socket.AF_UNIX
-        self.refused_address = refused_address
+    def prepare(self, fate):
+        self.refusals = {"refused": 2, "refused once": 1}.get(fate, 0)
+        self.factory_fails = fate == "factory fails"
+        self.hook_action = fate
 
     def index(self, sock):
         return None if sock is None else self.made.index(sock)
 
-    def step(self, operation):
-        self.refuse = operation == "enter_refused"
-        self.fail_factory = operation == "enter_failing_factory"
+    def outcome(self, call, *args):
+        """What a call gives back: the index of the socket it returned, or what it raised."""
         try:
-            if operation.startswith("enter"):
-                outcome = ("socket", self.index(self.conn.__enter__()))
-            elif operation == "exit":
-                outcome = ("returned", self.conn.__exit__(None, None, None))
-            else:
-                error = ValueError("body")
-                outcome = ("returned", self.conn.__exit__(ValueError, error, None))
+            result = call(*args)
         except Exception as error:
-            outcome = ("raised", type(error).__name__, str(error))
-        return (
-            operation,
-            outcome,
-            tuple(self.index(sock) for sock in self.conn.connections),
-            self.index(self.conn.sock),
-            repr(self.conn).split(" ", 1)[1],
-            tuple(sock.fileno() == -1 for sock in self.made),
+            return ("raised", type(error).__name__, str(error))
+        return ("socket", self.index(result)) if isinstance(result, socket.socket) else result
+
+    def observe(self):
+        conn = self.conn
+
+        def indices():
+            return tuple(self.index(sock) for sock in conn.connections)
+
+        async def indices_in_task():
+            return indices()
+
+        return {
+            "connections": indices(),
+            "sock": self.index(conn.sock),
+            "repr": repr(conn).split(" ", 1)[1],
+            "in contexts": [context.run(indices) for context in self.contexts],
+            "in the task": self.task.run(indices_in_task),
+            "closed": [sock.fileno() == -1 for sock in self.made],
+        }
+
+    def close(self):
+        self.task.stop()
+        for sock in self.made:
+            sock.close()
+
+
+def _exit_arguments(error_type):
+    return (None, None, None) if error_type is None else (error_type, error_type("body"), None)
+
+
+def _machine(compiled_class, servers):
+    class TwinsObserveTheSame(RuleBasedStateMachine):
+        def __init__(self):
+            super().__init__()
+            self.loop = asyncio.new_event_loop()
+            self.twins = []
+
+        @initialize(
+            config=st.fixed_dictionaries(
+                {"hook": st.booleans()},
+                optional={
+                    "max_depth": st.sampled_from([None, 1, 2, 5]),
+                    "timeout": st.sampled_from([None, 5.0]),
+                    "socket_options": st.just([(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]),
+                    "retries": st.just(1),  # against a refused address, a tiny backoff
+                },
+            )
         )
+        def make_both(self, config):
+            if "retries" in config:
+                config = {**config, "backoff": 0.0005}
+            self.twins = [
+                _Twin(cls, config, servers, self.loop)
+                for cls in (compiled_class, lazyconnection.PyLazyConnection)
+            ]
+            self.compare(("made",) * 2)
 
-    def close_all(self):
-        while self.conn.connections:
-            self.conn.__exit__(None, None, None)
+        def compare(self, outcomes):
+            compiled, pure = (
+                (outcome, twin.observe()) for outcome, twin in zip(outcomes, self.twins)
+            )
+            assert compiled == pure
+
+        def each(self, fate, step):
+            outcomes = []
+            for twin in self.twins:
+                twin.prepare(fate)
+                outcomes.append(step(twin))
+            self.compare(outcomes)
+
+        @rule(fate=st.sampled_from(FATES))
+        def enter(self, fate):
+            self.each(fate, lambda twin: twin.outcome(twin.conn.__enter__))
+
+        @rule(error=st.sampled_from(BODY_ERRORS))
+        def exit(self, error):
+            self.each(None, lambda twin: twin.outcome(twin.conn.__exit__, *_exit_arguments(error)))
+
+        @rule(fate=st.sampled_from(FATES))
+        def async_enter(self, fate):
+            self.each(fate, lambda twin: twin.outcome(twin.task.run, twin.conn.__aenter__))
+
+        @rule(error=st.sampled_from(BODY_ERRORS[:2]))
+        def async_exit(self, error):
+            def step(twin):
+                return twin.outcome(
+                    twin.task.run, lambda: twin.conn.__aexit__(*_exit_arguments(error))
+                )
+
+            self.each(None, step)
+
+        @rule(error=st.sampled_from(BODY_ERRORS[:2]))
+        def async_exit_in_a_new_task(self, error):
+            def step(twin):
+                exiting = twin.conn.__aexit__(*_exit_arguments(error))
+                return twin.outcome(twin.loop.run_until_complete, exiting)
+
+            self.each(None, step)
+
+        @rule(context=st.integers(0, CONTEXTS - 1), fate=st.sampled_from(FATES))
+        def enter_elsewhere(self, context, fate):
+            def step(twin):
+                return twin.outcome(twin.contexts[context].run, twin.conn.__enter__)
+
+            self.each(fate, step)
+
+        @rule(context=st.integers(0, CONTEXTS - 1), error=st.sampled_from(BODY_ERRORS))
+        def exit_elsewhere(self, context, error):
+            def step(twin):
+                exiting = twin.conn.__exit__
+                return twin.outcome(twin.contexts[context].run, exiting, *_exit_arguments(error))
+
+            self.each(None, step)
+
+        @rule(error=st.sampled_from(BODY_ERRORS))
+        def exit_in_a_copied_context(self, error):
+            """As a generator closed by the event loop in a new task exits."""
+
+            def step(twin):
+                copied = contextvars.copy_context()
+                return twin.outcome(copied.run, twin.conn.__exit__, *_exit_arguments(error))
+
+            self.each(None, step)
+
+        @rule(context=st.integers(0, CONTEXTS - 1))
+        def end_a_context(self, context):
+            """The context goes (its stack is left behind) and a new one takes its place."""
+
+            def step(twin):
+                twin.contexts[context] = contextvars.Context()
+
+            self.each(None, step)
+
+        def teardown(self):
+            try:
+                for twin in self.twins:
+                    twin.close()
+            finally:
+                self.loop.close()
+
+    return TwinsObserveTheSame
 
 
-@settings(max_examples=150, deadline=None)
-@given(
-    operations=st.lists(st.sampled_from(OPERATIONS), max_size=25),
-    max_depth=st.sampled_from([None, 1, 2, 5]),
-)
 def test_compiled_and_pure_python_observe_the_same(
-    compiled_class, unix_path, refused_address, operations, max_depth
+    compiled_class, echo_address, refused_address, redirected
 ):
-    compiled = _Run(compiled_class, unix_path, refused_address, max_depth)
-    pure = _Run(lazyconnection.PyLazyConnection, unix_path, refused_address, max_depth)
-    try:
-        for operation in operations:
-            assert compiled.step(operation) == pure.step(operation)
-    finally:
-        compiled.close_all()
-        pure.close_all()
+    machine = _machine(compiled_class, (echo_address, refused_address, redirected))
+    run_state_machine_as_test(
+        machine, settings=settings(max_examples=80, stateful_step_count=30, deadline=None)
+    )

@@ -39,10 +39,7 @@ def _tls_faults(request, LazyConnection):
         tls_address = request.getfixturevalue("tls_address")
     except pytest.skip.Exception:
         return {}
-    import trustme
-
-    untrusted = ssl.create_default_context()
-    trustme.CA().configure_trust(untrusted)
+    untrusted = request.getfixturevalue("untrusted_context")
     trusting = request.getfixturevalue("trusting_context")
     return {
         "untrusted CA": (

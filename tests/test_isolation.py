@@ -149,3 +149,24 @@ def test_greenlets_switching_inside_with_keep_their_own_sockets(LazyConnection, 
     assert socks[b"a"] is not socks[b"b"]
     assert socks[b"a"].fileno() == socks[b"b"].fileno() == -1
     assert conn.connections == ()
+
+
+def test_pure_owner_interrupted_between_its_proofs_keeps_its_stack(echo_address):
+    """The pure kernel proves a caller is this context's by spending a token and making the
+    next; an interrupt between the two leaves a spent token. Its thread still owns the stack;
+    another thread running a copy of the context does not."""
+    from lazyconnection import PyLazyConnection, _kernel_py
+
+    conn = PyLazyConnection(echo_address)
+    with conn as sock:
+        caller = _kernel_py._callers.get()
+        _kernel_py._callers.reset(caller.proof)  # spent, as the interrupted owner leaves it
+        assert conn.connections == (sock,)
+        _kernel_py._callers.reset(caller.proof)  # and again, the copy inheriting it spent
+        copied = contextvars.copy_context()
+        seen = []
+        thread = threading.Thread(target=lambda: seen.append(copied.run(lambda: conn.connections)))
+        thread.start()
+        thread.join(10)
+        assert seen == [()]
+        assert conn.connections == (sock,)

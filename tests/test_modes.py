@@ -26,26 +26,12 @@ def inside(request):
     return blocking if request.param == "with" else asynchronous
 
 
-@pytest.fixture
-def recording_factory():
-    """A socket_factory that keeps every socket it made, to check they were closed."""
-    made: list[socket.socket] = []
-
-    def factory(*args):
-        made.append(socket.socket(*args))
-        return made[-1]
-
-    factory.made = made
-    return factory
-
-
 def test_retries_then_the_last_error(LazyConnection, inside, refused_address, recording_factory):
-    conn = LazyConnection(
-        refused_address, retries=2, backoff=0.001, socket_factory=recording_factory
-    )
+    factory = recording_factory()
+    conn = LazyConnection(refused_address, retries=2, backoff=0.001, socket_factory=factory)
     with pytest.raises(ConnectionRefusedError):
         inside(conn)
-    assert [sock.fileno() for sock in recording_factory.made] == [-1, -1, -1]
+    assert [sock.fileno() for sock in factory.made] == [-1, -1, -1]
     assert conn.connections == ()
 
 
@@ -53,10 +39,11 @@ def test_a_raising_hook_closes_the_socket(LazyConnection, inside, echo_address, 
     def refuse(sock):
         raise LookupError("no")
 
-    conn = LazyConnection(echo_address, on_connect=refuse, socket_factory=recording_factory)
+    factory = recording_factory()
+    conn = LazyConnection(echo_address, on_connect=refuse, socket_factory=factory)
     with pytest.raises(LookupError):
         inside(conn)
-    assert [sock.fileno() for sock in recording_factory.made] == [-1]
+    assert [sock.fileno() for sock in factory.made] == [-1]
 
 
 def test_unspec_tries_each_resolved_address(

@@ -8,18 +8,6 @@ import sys
 
 import pytest
 
-
-class _Counting:
-    """A socket_factory that remembers every socket it made."""
-
-    def __init__(self):
-        self.made = []
-
-    def __call__(self, *args):
-        self.made.append(socket.socket(*args))
-        return self.made[-1]
-
-
 # timeout
 
 
@@ -87,22 +75,19 @@ def test_unspec_resolves_localhost_and_connects(LazyConnection, echo_address, ec
 
 
 def test_unspec_tries_each_address_and_closes_every_failure(
-    LazyConnection, echo_address, monkeypatch
+    LazyConnection, echo_address, refused_address, recording_factory, monkeypatch
 ):
-    factory = _Counting()
-    results = [
-        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", _refused_port())),
-        (socket.AF_INET, socket.SOCK_STREAM, 6, "", echo_address),
-    ]
+    factory = recording_factory()
+    results = _resolved(refused_address, echo_address)
     monkeypatch.setattr(socket, "getaddrinfo", lambda *args: results)
     conn = LazyConnection(("example.invalid", 1), socket.AF_UNSPEC, socket_factory=factory)
     with conn as sock:
         assert sock.getpeername() == echo_address
-    assert [made.fileno() for made in factory.made] == [-1, -1]
+    assert factory.closed() == [True, True]
 
 
-def test_unspec_raises_the_first_error_by_default(LazyConnection, monkeypatch):
-    results = _refusing_results(2)
+def test_unspec_raises_the_first_error_by_default(LazyConnection, refused_address, monkeypatch):
+    results = _resolved(refused_address, refused_address)
     monkeypatch.setattr(socket, "getaddrinfo", lambda *args: results)
     conn = LazyConnection(("example.invalid", 1), socket.AF_UNSPEC)
     with pytest.raises(ConnectionRefusedError):
@@ -110,8 +95,10 @@ def test_unspec_raises_the_first_error_by_default(LazyConnection, monkeypatch):
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="ExceptionGroup is new in Python 3.11")
-def test_unspec_all_errors_raises_a_group_of_every_attempt(LazyConnection, monkeypatch):
-    results = _refusing_results(2)
+def test_unspec_all_errors_raises_a_group_of_every_attempt(
+    LazyConnection, refused_address, monkeypatch
+):
+    results = _resolved(refused_address, refused_address)
     monkeypatch.setattr(socket, "getaddrinfo", lambda *args: results)
     conn = LazyConnection(("example.invalid", 1), socket.AF_UNSPEC, all_errors=True)
     with pytest.raises(ExceptionGroup) as caught:  # noqa: F821
@@ -120,25 +107,19 @@ def test_unspec_all_errors_raises_a_group_of_every_attempt(LazyConnection, monke
 
 
 @pytest.mark.skipif(sys.version_info >= (3, 11), reason="before 3.11: the last error")
-def test_unspec_all_errors_raises_the_last_error_before_311(LazyConnection, monkeypatch):
-    results = _refusing_results(2)
+def test_unspec_all_errors_raises_the_last_error_before_311(
+    LazyConnection, refused_address, monkeypatch
+):
+    results = _resolved(refused_address, refused_address)
     monkeypatch.setattr(socket, "getaddrinfo", lambda *args: results)
     conn = LazyConnection(("example.invalid", 1), socket.AF_UNSPEC, all_errors=True)
     with pytest.raises(ConnectionRefusedError):
         conn.__enter__()
 
 
-def _refused_port():
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        return holder.getsockname()[1]
-
-
-def _refusing_results(count):
-    return [
-        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", _refused_port()))
-        for _ in range(count)
-    ]
+def _resolved(*addresses):
+    """What getaddrinfo would return for a name with these IPv4 addresses."""
+    return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", address) for address in addresses]
 
 
 # TLS
@@ -161,12 +142,8 @@ def test_server_hostname_defaults_to_the_host_given(LazyConnection):
     assert conn.options["server_hostname"] == "localhost"
 
 
-def test_untrusted_ca_is_rejected(LazyConnection, tls_address, no_leaks):
-    import trustme
-
-    other = ssl.create_default_context()
-    trustme.CA().configure_trust(other)
-    conn = LazyConnection(tls_address, ssl_context=other)
+def test_untrusted_ca_is_rejected(LazyConnection, tls_address, untrusted_context, no_leaks):
+    conn = LazyConnection(tls_address, ssl_context=untrusted_context)
     with no_leaks(), pytest.raises(ssl.SSLCertVerificationError):
         conn.__enter__()
     assert conn.connections == ()
@@ -205,55 +182,47 @@ def test_on_connect_sees_the_connected_socket(LazyConnection, tls_address, trust
 
 
 def test_on_connect_raising_closes_the_socket_and_pushes_nothing(
-    LazyConnection, echo_address, no_leaks
+    LazyConnection, echo_address, recording_factory, no_leaks
 ):
     def refuse(sock):
         raise ValueError("not this one")
 
-    factory = _Counting()
+    factory = recording_factory()
     conn = LazyConnection(echo_address, on_connect=refuse, socket_factory=factory)
     with no_leaks(), pytest.raises(ValueError, match="not this one"):
         conn.__enter__()
-    assert factory.made[0].fileno() == -1
+    assert factory.closed() == [True]
     assert conn.connections == ()
 
 
 # retries and backoff
 
 
-def test_retries_reconnect_after_a_refusal(LazyConnection, echo_address, refused_address):
-    targets = iter([refused_address, refused_address, echo_address])
-
-    class Steered(socket.socket):
-        def connect(self, address):
-            super().connect(next(targets))
-
-    made = []
-
-    def factory(*args):
-        made.append(Steered(*args))
-        return made[-1]
-
+def test_retries_reconnect_after_a_refusal(
+    LazyConnection, echo_address, refused_address, redirected, recording_factory
+):
+    factory = recording_factory(redirected(refused_address, refused_address, echo_address))
     conn = LazyConnection(echo_address, retries=2, backoff=0.001, socket_factory=factory)
     with conn as sock:
         assert sock.getpeername() == echo_address
-    assert len(made) == 3
-    assert all(sock.fileno() == -1 for sock in made)
+    assert factory.closed() == [True, True, True]
 
 
-def test_retries_give_up_with_the_last_error(LazyConnection, refused_address, no_leaks):
-    factory = _Counting()
+def test_retries_give_up_with_the_last_error(
+    LazyConnection, refused_address, recording_factory, no_leaks
+):
+    factory = recording_factory()
     conn = LazyConnection(refused_address, retries=3, backoff=0.001, socket_factory=factory)
     with no_leaks(), pytest.raises(ConnectionRefusedError):
         conn.__enter__()
     assert len(factory.made) == 4
 
 
-def test_other_errors_are_not_retried(LazyConnection, echo_address):
+def test_other_errors_are_not_retried(LazyConnection, echo_address, recording_factory):
     def refuse(sock):
         raise ValueError("no")
 
-    factory = _Counting()
+    factory = recording_factory()
     conn = LazyConnection(
         echo_address, retries=5, backoff=0.001, on_connect=refuse, socket_factory=factory
     )
@@ -262,8 +231,8 @@ def test_other_errors_are_not_retried(LazyConnection, echo_address):
     assert len(factory.made) == 1
 
 
-def test_nothing_is_retried_once_the_body_has_run(LazyConnection, echo_address):
-    factory = _Counting()
+def test_nothing_is_retried_once_the_body_has_run(LazyConnection, echo_address, recording_factory):
+    factory = recording_factory()
     conn = LazyConnection(echo_address, retries=5, backoff=0.001, socket_factory=factory)
     with pytest.raises(ConnectionResetError):
         with conn:
@@ -271,11 +240,13 @@ def test_nothing_is_retried_once_the_body_has_run(LazyConnection, echo_address):
     assert len(factory.made) == 1
 
 
-def test_keyboard_interrupt_is_never_retried(LazyConnection, echo_address, no_leaks):
+def test_keyboard_interrupt_is_never_retried(
+    LazyConnection, echo_address, recording_factory, no_leaks
+):
     def interrupt(sock):
         raise KeyboardInterrupt
 
-    factory = _Counting()
+    factory = recording_factory()
     conn = LazyConnection(echo_address, retries=5, on_connect=interrupt, socket_factory=factory)
     with no_leaks(), pytest.raises(KeyboardInterrupt):
         conn.__enter__()
