@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import warnings
+import weakref
 
 import pytest
 
@@ -185,6 +186,27 @@ def test_a_dropped_object_lets_its_socket_be_collected(LazyConnection, echo_addr
         del conn
         gc.collect()
     assert [str(w.message).split(" ")[0] for w in caught] == ["unclosed"]
+
+
+def test_a_finished_task_context_is_not_kept_alive(LazyConnection, echo_address):
+    conn = LazyConnection(echo_address)
+    marker = contextvars.ContextVar("marker")
+
+    class Held:
+        pass
+
+    async def task():
+        marker.set(Held())
+        with conn:
+            pass
+        return weakref.ref(marker.get())
+
+    async def main():
+        return await asyncio.create_task(task())
+
+    held = asyncio.run(main())
+    gc.collect()
+    assert held() is None
 
 
 # TLS, hooks, decorators

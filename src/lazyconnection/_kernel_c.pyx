@@ -104,7 +104,7 @@ cdef class Kernel:
     cdef Py_ssize_t _depth_limit
     cdef dict _stacks  # caller -> its open sockets, innermost last; emptied, never removed
     cdef Py_ssize_t _sweep_at
-    cdef tuple _last  # (caller, stack) last looked up: one thread or task needs no dict lookup
+    cdef tuple _last  # (key, stack) last looked up: one thread or task needs no dict lookup
     cdef object __weakref__
 
     def __cinit__(self):

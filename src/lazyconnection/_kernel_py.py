@@ -97,9 +97,10 @@ class Kernel:
     def __init__(self) -> None:
         self._stacks: Dict[Any, List[Any]] = {}
         self._sweep_at = 8
-        # (caller, stack) last looked up: one thread or task needs no dict lookup. One tuple,
-        # so that another thread never sees one caller beside another's stack.
-        self._last: Tuple[Optional[Caller], Optional[List[Any]]] = (None, None)
+        # (key, stack) last looked up: one thread or task needs no dict lookup. One tuple, so
+        # that another thread never sees one key beside another's stack; the key, being weak,
+        # keeps no finished context alive.
+        self._last: Tuple[Any, Optional[List[Any]]] = (None, None)
 
     def _set_kernel(
         self,
@@ -126,7 +127,7 @@ class Kernel:
                 return None
             caller = _new_caller()
         last = self._last
-        if caller is last[0]:
+        if caller.key is last[0]:
             return last[1]
         found = self._stacks.get(caller.key)
         if found is not None:
@@ -138,7 +139,7 @@ class Kernel:
                 self._sweep_at = sweep(self._stacks)
             stack = []
             self._stacks[caller.key] = stack
-        self._last = (caller, stack)
+        self._last = (caller.key, stack)
         return stack
 
     def _reserve_stack(self) -> List[Any]:
