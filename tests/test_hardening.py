@@ -209,6 +209,29 @@ def test_a_finished_task_context_is_not_kept_alive(LazyConnection, echo_address)
     assert held() is None
 
 
+@pytest.mark.parametrize("method", ["connect", "close"])
+def test_a_socket_class_patched_after_use_is_honoured(
+    LazyConnection, echo_address, monkeypatch, method
+):
+    conn = LazyConnection(echo_address)
+    with conn:  # the kernel has now looked up both methods on socket.socket
+        pass
+    calls = []
+    original = getattr(socket.socket, method)
+
+    def recorded(self, *args):
+        calls.append(method)
+        return original(self, *args)
+
+    monkeypatch.setattr(socket.socket, method, recorded)
+    with conn:
+        pass
+    monkeypatch.undo()
+    with conn:
+        pass
+    assert calls == [method]
+
+
 # TLS, hooks, decorators
 
 

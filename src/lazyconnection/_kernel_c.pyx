@@ -37,6 +37,73 @@ cdef extern from *:
     object lazyconnection_pop(list stack)
 
 
+cdef extern from *:
+    """
+    /* A socket's connect and close called as the interpreter's specialised bytecode calls
+       them: the function found on the socket's exact type is kept with the type's version
+       tag, which changes whenever the type or a base is modified, and called with the socket
+       first. Types whose instances have a __dict__, attributes other than plain functions and
+       method descriptors, and types without a valid tag take the generic call. */
+    typedef struct {
+        PyTypeObject *type;  /* not a reference: the version tag, unique, rules out reuse */
+        unsigned int version;
+        PyObject *function;
+    } lazyconnection_method;
+
+    static lazyconnection_method lazyconnection_connect_method, lazyconnection_close_method;
+
+    static int lazyconnection_valid_tag(PyTypeObject *type) {
+    #if PY_VERSION_HEX < 0x030D0000
+        /* Up to 3.12 this flag says whether the tag is valid; 3.13 no longer sets it, and a
+           modified type's tag is 0 there. */
+        if (!(type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) return 0;
+    #endif
+        return type->tp_version_tag != 0;
+    }
+
+    static PyObject *lazyconnection_call(
+        lazyconnection_method *method, PyObject *name, PyObject *const *args, size_t nargs
+    ) {
+        PyTypeObject *type = Py_TYPE(args[0]);
+        if (type != method->type || type->tp_version_tag != method->version
+                || !lazyconnection_valid_tag(type)) {
+            PyObject *found = _PyType_Lookup(type, name);  /* borrowed */
+            if (found == NULL || type->tp_dictoffset != 0 || !lazyconnection_valid_tag(type)
+                    || !(PyFunction_Check(found) || Py_IS_TYPE(found, &PyMethodDescr_Type))) {
+                return PyObject_VectorcallMethod(name, (PyObject **)args, nargs, NULL);
+            }
+            Py_INCREF(found);
+            Py_XSETREF(method->function, found);
+            method->type = type;
+            method->version = type->tp_version_tag;
+        }
+        return PyObject_Vectorcall(method->function, args, nargs, NULL);
+    }
+
+    static PyObject *lazyconnection_call_method(
+        lazyconnection_method *method, const char *name, PyObject *const *args, size_t nargs
+    ) {
+        static PyObject *names[2];  /* interned on first use: connect, close */
+        PyObject **interned = &names[method == &lazyconnection_close_method];
+        if (*interned == NULL && (*interned = PyUnicode_InternFromString(name)) == NULL) {
+            return NULL;
+        }
+        return lazyconnection_call(method, *interned, args, nargs);
+    }
+
+    static PyObject *lazyconnection_sock_connect(PyObject *sock, PyObject *address) {
+        PyObject *args[2] = {sock, address};
+        return lazyconnection_call_method(&lazyconnection_connect_method, "connect", args, 2);
+    }
+
+    static PyObject *lazyconnection_sock_close(PyObject *sock) {
+        return lazyconnection_call_method(&lazyconnection_close_method, "close", &sock, 1);
+    }
+    """
+    object lazyconnection_sock_connect(object sock, object address)
+    object lazyconnection_sock_close(object sock)
+
+
 @cython.final
 cdef class Caller:
     """One context (thread, task or greenlet): the key of its stack in every connection."""
@@ -54,12 +121,16 @@ cdef class Caller:
 cdef object _callers = ContextVar("lazyconnection", default=None)
 
 
+cdef inline bint _is_current(Caller caller):
+    """Whether the caller is the current context's own: its weak reference points there."""
+    return (<PyWeakReference*><PyObject*>caller.context).wr_object == PyThreadState_Get().context
+
+
 cdef inline Caller _own_caller():
     """This context's caller, or None: one inherited from the context it was copied from is not."""
     cdef Caller caller = <Caller>get_value(_callers)
-    if caller is not None:
-        if (<PyWeakReference*><PyObject*>caller.context).wr_object == PyThreadState_Get().context:
-            return caller
+    if caller is not None and _is_current(caller):
+        return caller
     return None
 
 
@@ -122,13 +193,16 @@ cdef class Kernel:
         self._depth_limit = depth_limit
 
     cdef list _own_stack(self, bint create):
-        cdef Caller caller = _own_caller()
+        # The context's own caller is known without the context variable when it is the last
+        # (the pure twin has no such shortcut: it asks the variable every time).
+        cdef Caller caller = <Caller>self._last[0]
+        if caller is not None and _is_current(caller):
+            return self._last[1]
+        caller = _own_caller()
         if caller is None:
             if not create:
                 return None
             caller = _new_caller()
-        if caller is self._last[0]:
-            return self._last[1]
         cdef PyObject *found = PyDict_GetItem(self._stacks, caller)
         if found is not NULL:
             stack = <list>found
@@ -153,7 +227,7 @@ cdef class Kernel:
         if self._open is None:
             sock = self._factory(self._family, self._type, self._proto)
             try:
-                sock.connect(self._address)
+                lazyconnection_sock_connect(sock, self._address)
             except BaseException:
                 sock.close()
                 raise
@@ -166,7 +240,7 @@ cdef class Kernel:
         if not stack:
             close_elsewhere(self._stacks, _parent(), exc_type)
             return
-        lazyconnection_pop(stack).close()
+        lazyconnection_sock_close(lazyconnection_pop(stack))
 
     def _reserve(self):
         """The caller's stack, with room for one more socket (for `async with`)."""
