@@ -232,6 +232,19 @@ def test_a_socket_class_patched_after_use_is_honoured(
     assert calls == [method]
 
 
+def test_a_close_failing_after_a_failed_connect_leaves_both_errors(LazyConnection, refused_address):
+    class Stubborn(socket.socket):
+        def close(self):
+            super().close()
+            raise OSError("close failed")
+
+    conn = LazyConnection(refused_address, socket_factory=Stubborn)
+    with pytest.raises(OSError, match="close failed") as caught:
+        conn.__enter__()
+    assert isinstance(caught.value.__context__, ConnectionRefusedError)
+    assert conn.connections == ()
+
+
 # TLS, hooks, decorators
 
 

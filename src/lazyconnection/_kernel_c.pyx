@@ -91,16 +91,43 @@ cdef extern from *:
         return lazyconnection_call(method, *interned, args, nargs);
     }
 
-    static PyObject *lazyconnection_sock_connect(PyObject *sock, PyObject *address) {
-        PyObject *args[2] = {sock, address};
-        return lazyconnection_call_method(&lazyconnection_connect_method, "connect", args, 2);
-    }
-
     static PyObject *lazyconnection_sock_close(PyObject *sock) {
         return lazyconnection_call_method(&lazyconnection_close_method, "close", &sock, 1);
     }
+
+    /* sock.connect(address), closing the socket before an error leaves, as
+       `try: ... except BaseException: sock.close(); raise` does, without the cost of
+       saving the exception state on the way in. */
+    static int lazyconnection_connect_or_close(PyObject *sock, PyObject *address) {
+        PyObject *args[2] = {sock, address};
+        PyObject *result = lazyconnection_call_method(
+            &lazyconnection_connect_method, "connect", args, 2);
+        if (result != NULL) {
+            Py_DECREF(result);
+            return 0;
+        }
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        PyErr_NormalizeException(&type, &value, &traceback);
+        if (traceback != NULL) PyException_SetTraceback(value, traceback);
+        PyObject *closed = lazyconnection_sock_close(sock);
+        if (closed == NULL) {  /* close's error leaves, the connect error as its context */
+            PyObject *close_type, *close_value, *close_traceback;
+            PyErr_Fetch(&close_type, &close_value, &close_traceback);
+            PyErr_NormalizeException(&close_type, &close_value, &close_traceback);
+            PyException_SetContext(close_value, value);  /* steals value */
+            Py_XDECREF(type);
+            Py_XDECREF(traceback);
+            PyErr_Restore(close_type, close_value, close_traceback);
+            return -1;
+        }
+        Py_DECREF(closed);
+        PyErr_Restore(type, value, traceback);
+        return -1;
+    }
+
     """
-    object lazyconnection_sock_connect(object sock, object address)
+    int lazyconnection_connect_or_close(object sock, object address) except -1
     object lazyconnection_sock_close(object sock)
 
 
@@ -192,7 +219,7 @@ cdef class Kernel:
         self._open = open
         self._depth_limit = depth_limit
 
-    cdef list _own_stack(self, bint create):
+    cdef inline list _own_stack(self, bint create):
         # The context's own caller is known without the context variable when it is the last
         # (the pure twin has no such shortcut: it asks the variable every time).
         cdef Caller caller = <Caller>self._last[0]
@@ -216,7 +243,7 @@ cdef class Kernel:
         self._last = (caller, stack)
         return stack
 
-    cdef list _reserve_stack(self):
+    cdef inline list _reserve_stack(self):
         cdef list stack = self._own_stack(True)
         if len(stack) >= self._depth_limit:
             raise RuntimeError(ALREADY_CONNECTED)
@@ -226,11 +253,7 @@ cdef class Kernel:
         cdef list stack = self._reserve_stack()
         if self._open is None:
             sock = self._factory(self._family, self._type, self._proto)
-            try:
-                lazyconnection_sock_connect(sock, self._address)
-            except BaseException:
-                sock.close()
-                raise
+            lazyconnection_connect_or_close(sock, self._address)
         else:
             sock = self._open()  # connected, or closed before its error left
         return _push(stack, sock, self._depth_limit)
