@@ -14,7 +14,7 @@ import build
 import callgrind
 import pytest
 import report
-from interleave import Rounds
+from interleave import WALL, Clock, Rounds
 from names import COMPILED, PURE
 
 import lazyconnection
@@ -60,8 +60,8 @@ class Settings:
         """No interleaved round of a group starts after this many seconds."""
         return 3.0 if self.quick else 60.0
 
-    def new_rounds(self, loops: Dict[str, Any]) -> Rounds:
-        return Rounds(loops, len(loops) * (self.rounds + 1), self.seconds)
+    def new_rounds(self, loops: Dict[str, Any], clock: Clock = WALL) -> Rounds:
+        return Rounds(loops, len(loops) * (self.rounds + 1), self.seconds, clock)
 
 
 _SETTINGS = pytest.StashKey[Settings]()

@@ -5,7 +5,7 @@ from socket import AF_INET, SOCK_STREAM
 import names
 import pytest
 import references
-from interleave import figure
+from interleave import CPU, figure
 from names import COMPILED, INLINE, PURE
 
 import lazyconnection
@@ -44,7 +44,7 @@ def rounds(settings, stand_ins, figures):
     loops[PURE] = async_with_loop(conn)
     loops[INLINE] = lambda n: loop.run_until_complete(inline(n))
     try:
-        rounds = settings.new_rounds(loops)
+        rounds = settings.new_rounds(loops, CPU)
         yield rounds
     finally:
         loop.close()

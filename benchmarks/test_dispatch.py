@@ -7,7 +7,7 @@ import callgrind
 import names
 import pytest
 import references
-from interleave import exact, figure
+from interleave import CPU, exact, figure
 from names import COMPILED, EMPTY_LOOP, FLOOR, INLINE, PURE, RECIPE_STACK, RECIPE_THREAD_LOCAL
 
 import lazyconnection
@@ -61,7 +61,7 @@ def rounds(settings, stand_ins, figures):
         loops[FLOOR] = _with_loop(stand_ins.EmptyContextManager())
         loops[INLINE] = _inline_loop(factory)
         loops[EMPTY_LOOP] = _empty_loop
-        rounds = settings.new_rounds(loops)
+        rounds = settings.new_rounds(loops, CPU)
         yield rounds
     if rounds.count:
         figures.extend(derive(rounds))

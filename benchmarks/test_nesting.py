@@ -2,7 +2,7 @@
 
 import names
 import pytest
-from interleave import figure
+from interleave import CPU, figure
 from names import COMPILED, PURE
 
 import lazyconnection
@@ -41,7 +41,7 @@ def rounds(settings, stand_ins, figures):
         for label, cls in classes.items()
         for depth in DEPTHS
     }
-    rounds = settings.new_rounds(loops)
+    rounds = settings.new_rounds(loops, CPU)
     yield rounds
     if rounds.count:
         figures.extend(derive(rounds, classes))
