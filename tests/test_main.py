@@ -16,10 +16,10 @@ README = pathlib.Path(__file__).parent.parent / "README.md"
 
 
 def _run_main(**environ: str) -> list[str]:
-    env = {key: value for key, value in os.environ.items() if key != "LAZYCONNECTION_NO_EXTENSIONS"}
+    """Its output lines, in this process's environment (which may force pure Python) plus more."""
     result = subprocess.run(
         [sys.executable, "-m", "lazyconnection"],
-        env={**env, **environ},
+        env={**os.environ, **environ},
         capture_output=True,
         text=True,
         timeout=60,
