@@ -154,10 +154,12 @@ def _bars(axes, series: Dict[str, List[Optional[Dict[str, Any]]]], labels: List[
         below = [f["value"] - f["q1"] if f["q1"] is not None else 0 for _, f in present]
         above = [f["q3"] - f["value"] if f["q3"] is not None else 0 for _, f in present]
         positions = [i + offset for i, _ in present]
-        axes.bar(positions, values, width, yerr=[below, above], capsize=3, label=name)
+        spread = [below, above] if any(below + above) else None  # exact figures: no bars
+        axes.bar(positions, values, width, yerr=spread, capsize=3, label=name)
     axes.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
-    if len(series) > 1:
-        axes.legend()
+    if len(series) > 1:  # room above the bars for the legend
+        axes.set_ylim(top=axes.get_ylim()[1] * 1.2)
+        axes.legend(loc="upper center", ncol=len(series), fontsize=8)
 
 
 def chart(derived: Dict[str, Any], stem: pathlib.Path) -> None:
