@@ -163,11 +163,11 @@ def main() -> None:
         os.execv(args.python, [args.python, __file__, "-n", str(args.n)])
     if not valgrind():
         raise SystemExit("valgrind is not on PATH")
-    import build
+    import compile_stand_ins
 
     import lazyconnection
 
-    stand_ins_dir = os.path.dirname(build.load_stand_ins().__file__)
+    stand_ins_dir = os.path.dirname(compile_stand_ins.load_stand_ins().__file__)
     compiled = lazyconnection.CLazyConnection is not None
     print(table(measure(stand_ins_dir, args.n, compiled=compiled)), end="")
 

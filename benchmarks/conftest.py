@@ -10,8 +10,8 @@ import pathlib
 import tempfile
 from typing import Any, Dict, List
 
-import build
 import callgrind
+import compile_stand_ins
 import pytest
 import report
 from interleave import WALL, Clock, Rounds
@@ -127,16 +127,17 @@ def time_in_turn(settings):
     """pytest-benchmark times one candidate per operation; after each of its rounds, one
     interleaved round of the whole group is timed, which is what the summary's figures use."""
 
-    def run(benchmark, rounds: Rounds, candidate: str, group: str, unit: str) -> None:
+    def run(benchmark, rounds: Rounds, candidate: str, group: str, unit: str, per_call=1) -> None:
+        """`unit` names what one call does: `per_call` operations (`loop(per_call)`)."""
         if candidate not in rounds.loops:
             pytest.skip(f"{candidate} is not available here")
         benchmark.group = f"{group}: time per {unit}"
-        benchmark.extra_info["unit"] = f"one {unit}, plus one Python call"
+        benchmark.extra_info["unit"] = f"{unit}, plus one Python call"
         benchmark.pedantic(
-            functools.partial(rounds.loops[candidate], 1),
+            functools.partial(rounds.loops[candidate], per_call),
             rounds=settings.rounds,
             warmup_rounds=1,
-            iterations=rounds.sizes[candidate],
+            iterations=max(1, rounds.sizes[candidate] // per_call),
             teardown=rounds.round,
         )
 
@@ -162,7 +163,7 @@ def implementation(request):
 def stand_ins():
     """_stand_ins.pyx, compiled once per interpreter and cached (Cython is in `bench`)."""
     try:
-        return build.load_stand_ins()
+        return compile_stand_ins.load_stand_ins()
     except Exception as error:  # no compiler: reported as missing, never faked
         pytest.skip(f"could not compile the stand-ins: {error}")
 

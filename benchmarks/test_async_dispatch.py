@@ -6,13 +6,15 @@ import names
 import pytest
 import references
 from interleave import CPU, figure
-from names import COMPILED, INLINE, PURE
+from names import COMPILED, EMPTY_LOOP, FLOOR, INLINE, PURE
 
 import lazyconnection
 
 ADDRESS = ("127.0.0.1", 9)  # never connected to: the stand-ins do no I/O
 GROUP = names.ASYNC
-CANDIDATES = (COMPILED, PURE, INLINE)
+CANDIDATES = (COMPILED, PURE, FLOOR, INLINE, EMPTY_LOOP)
+# pytest-benchmark's unit: one event-loop run, whose own cost would swamp a single `async with`.
+WITHS_PER_RUN = 100
 
 
 @pytest.fixture(scope="module")
@@ -20,13 +22,17 @@ def rounds(settings, stand_ins, figures):
     loop = references.StandInEventLoop()
     factory = stand_ins.stand_in_factory
 
-    def async_with_loop(conn):
+    def on_loop(coroutine_function):
+        """`loop(n)`: one run of the event loop that awaits `coroutine_function(n)`."""
+        return lambda n: loop.run_until_complete(coroutine_function(n))
+
+    def async_with(manager):
         async def run(n):
             for _ in range(n):
-                async with conn:
+                async with manager:
                     pass
 
-        return lambda n: loop.run_until_complete(run(n))
+        return run
 
     async def inline(n):
         """The stand-ins' own calls without any `async with`: subtracted to give overhead."""
@@ -36,13 +42,20 @@ def rounds(settings, stand_ins, figures):
             await loop.sock_connect(sock, ADDRESS)
             sock.close()
 
+    async def empty(n):
+        """The loop alone: subtracted from the floor's time to give the floor's overhead."""
+        for _ in range(n):
+            pass
+
     loops = {}
     if lazyconnection.CLazyConnection is not None:
         conn = lazyconnection.CLazyConnection(ADDRESS, socket_factory=factory)
-        loops[COMPILED] = async_with_loop(conn)
+        loops[COMPILED] = on_loop(async_with(conn))
     conn = lazyconnection.PyLazyConnection(ADDRESS, socket_factory=factory)
-    loops[PURE] = async_with_loop(conn)
-    loops[INLINE] = lambda n: loop.run_until_complete(inline(n))
+    loops[PURE] = on_loop(async_with(conn))
+    loops[FLOOR] = on_loop(async_with(stand_ins.EmptyAsyncContextManager()))
+    loops[INLINE] = on_loop(inline)
+    loops[EMPTY_LOOP] = on_loop(empty)
     try:
         rounds = settings.new_rounds(loops, CPU)
         yield rounds
@@ -53,7 +66,9 @@ def rounds(settings, stand_ins, figures):
 
 
 def derive(rounds):
+    """Overhead per `async with` by candidate, and compiled's ratio to the others, per round."""
     overhead = {name: (lambda t, name=name: t[name] - t[INLINE]) for name in (COMPILED, PURE)}
+    overhead[FLOOR] = lambda t: t[FLOOR] - t[EMPTY_LOOP]
     present = [name for name in overhead if name in rounds.loops]
     result = [
         figure(rounds.per_round(overhead[name]), "ns", group=GROUP,
@@ -61,11 +76,13 @@ def derive(rounds):
         for name in present
     ]  # fmt: skip
     if COMPILED in present:
-        ratios = rounds.per_round(lambda t: overhead[COMPILED](t) / overhead[PURE](t))
-        result.append(figure(ratios, "ratio", group=GROUP, what=f"compiled / {PURE}", of=""))
+        for other in (PURE, FLOOR):
+            ratios = rounds.per_round(lambda t, o=other: overhead[COMPILED](t) / overhead[o](t))
+            result.append(figure(ratios, "ratio", group=GROUP, what=f"compiled / {other}", of=""))
     return result
 
 
 @pytest.mark.parametrize("candidate", CANDIDATES)
 def test_async_dispatch(benchmark, time_in_turn, rounds, candidate):
-    time_in_turn(benchmark, rounds, candidate, "async dispatch", "`async with` (stand-in)")
+    unit = f"event-loop run of {WITHS_PER_RUN} `async with`s (stand-in)"
+    time_in_turn(benchmark, rounds, candidate, "async dispatch", unit, WITHS_PER_RUN)
