@@ -47,8 +47,12 @@ class Settings:
     """How long each group runs: the full run is the default, --quick a first look."""
 
     quick: bool
-    callgrind: bool
+    no_callgrind_because: str  # empty when the instruction counts are taken
     results: pathlib.Path
+
+    @property
+    def callgrind(self) -> bool:
+        return not self.no_callgrind_because
 
     @property
     def rounds(self) -> int:
@@ -71,12 +75,15 @@ def pytest_configure(config: pytest.Config) -> None:
     """Results go to --results-dir: the JSON (summary and stats, no raw samples) and a chart."""
     quick = config.getoption("quick", False)
     results = config.getoption("results_dir", HERE / "results")
-    config.stash[_SETTINGS] = Settings(
-        quick=quick,
-        callgrind=not (quick or config.getoption("no_callgrind", False))
-        and callgrind.valgrind() is not None,
-        results=results,
-    )
+    if quick:
+        no_callgrind_because = "--quick leaves the instruction counts out"
+    elif config.getoption("no_callgrind", False):
+        no_callgrind_because = "--no-callgrind was given"
+    elif callgrind.valgrind() is None:
+        no_callgrind_because = "valgrind is not on PATH"
+    else:
+        no_callgrind_because = ""
+    config.stash[_SETTINGS] = Settings(quick, no_callgrind_because, results)
     results.mkdir(parents=True, exist_ok=True)
     if config.getoption("benchmark_json", None) is None:
         config.option.benchmark_json = results / "latest.json"

@@ -92,7 +92,7 @@ def test_dispatch(benchmark, time_in_turn, rounds, candidate):
 def test_instructions(settings, stand_ins, figures):
     """Not a timing: callgrind's instruction counts per `with`, exact where valgrind exists."""
     if not settings.callgrind:
-        pytest.skip("valgrind is not on PATH, or --quick or --no-callgrind was given")
+        pytest.skip(settings.no_callgrind_because)
     compiled = lazyconnection.CLazyConnection is not None
     counts = callgrind.measure(os.path.dirname(stand_ins.__file__), compiled=compiled)
     for (sockets, candidate), value in counts.items():
