@@ -42,10 +42,21 @@ def rounds(settings, stand_ins, figures):
             await loop.sock_connect(sock, ADDRESS)
             sock.close()
 
+    async def floor(n):
+        """An empty compiled asynchronous context manager around the same calls made inline."""
+        for _ in range(n):
+            async with manager:
+                sock = factory(AF_INET, SOCK_STREAM, 0)
+                sock.setblocking(False)
+                await loop.sock_connect(sock, ADDRESS)
+                sock.close()
+
     async def empty(n):
-        """The loop alone: subtracted from the floor's time to give the floor's overhead."""
+        """The loop alone: what a ratio's costs are measured above."""
         for _ in range(n):
             pass
+
+    manager = stand_ins.EmptyAsyncContextManager()
 
     loops = {}
     if lazyconnection.CLazyConnection is not None:
@@ -53,7 +64,7 @@ def rounds(settings, stand_ins, figures):
         loops[COMPILED] = on_loop(async_with(conn))
     conn = lazyconnection.PyLazyConnection(ADDRESS, socket_factory=factory)
     loops[PURE] = on_loop(async_with(conn))
-    loops[FLOOR] = on_loop(async_with(stand_ins.EmptyAsyncContextManager()))
+    loops[FLOOR] = on_loop(floor)
     loops[INLINE] = on_loop(inline)
     loops[EMPTY_LOOP] = on_loop(empty)
     try:
@@ -66,18 +77,19 @@ def rounds(settings, stand_ins, figures):
 
 
 def derive(rounds):
-    """Overhead per `async with` by candidate, and compiled's ratio to the others, per round."""
-    overhead = {name: (lambda t, name=name: t[name] - t[INLINE]) for name in (COMPILED, PURE)}
-    overhead[FLOOR] = lambda t: t[FLOOR] - t[EMPTY_LOOP]
-    present = [name for name in overhead if name in rounds.loops]
+    """As the dispatch group: overhead above the calls made inline; ratios of the cost per
+    `async with` above an empty loop."""
+    present = [name for name in (COMPILED, PURE, FLOOR) if name in rounds.loops]
     result = [
-        figure(rounds.per_round(overhead[name]), "ns", group=GROUP,
+        figure(rounds.per_round(lambda t, name=name: t[name] - t[INLINE]), "ns", group=GROUP,
                what="overhead per `async with`", of=name)
         for name in present
     ]  # fmt: skip
     if COMPILED in present:
         for other in (PURE, FLOOR):
-            ratios = rounds.per_round(lambda t, o=other: overhead[COMPILED](t) / overhead[o](t))
+            ratios = rounds.per_round(
+                lambda t, o=other: (t[COMPILED] - t[EMPTY_LOOP]) / (t[o] - t[EMPTY_LOOP])
+            )
             result.append(figure(ratios, "ratio", group=GROUP, what=f"compiled / {other}", of=""))
     return result
 
