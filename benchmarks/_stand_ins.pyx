@@ -17,6 +17,16 @@ cdef class EmptyContextManager:
         pass
 
 
+cdef class EmptyAsyncContextManager:
+    """The floor for `async with`: the cheapest compiled asynchronous context manager."""
+
+    async def __aenter__(self):
+        pass
+
+    async def __aexit__(self, exc_type, exc, tb):
+        pass
+
+
 cdef class StandInSocket:
     """A socket whose connect and close do nothing, so that only dispatch is left to time."""
 

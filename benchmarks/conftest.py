@@ -1,19 +1,25 @@
-"""Benchmark fixtures: both implementations, the floor, loopback servers, and the report step."""
+"""Benchmark options and fixtures: interleaved rounds, loopback servers, and the summary step."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import importlib.util
 import os
 import pathlib
 import tempfile
+from typing import Any, Dict, List
 
+import callgrind
+import compile_stand_ins
 import pytest
 import report
+from interleave import WALL, Clock, Rounds
+from names import COMPILED, PURE
 
 import lazyconnection
 
 HERE = pathlib.Path(__file__).parent
-RESULTS = HERE / "results"
 
 # The loopback servers are the test suite's own (tests/echo_server.py), loaded by path.
 _spec = importlib.util.spec_from_file_location(
@@ -23,40 +29,126 @@ _echo_server = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_echo_server)
 serving = _echo_server.serving
 
-# Plain measurements (not timings) that the report prints beside pytest-benchmark's tables.
-MEASUREMENTS: dict[str, float] = {}
+# Derived figures, appended by each group once its rounds are done; the summary reads them.
+FIGURES: List[Dict[str, Any]] = []
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("lazyconnection")
+    group.addoption("--quick", action="store_true", help="few rounds per group, no callgrind")
+    group.addoption("--no-callgrind", action="store_true", help="skip the instruction counts")
+    group.addoption(
+        "--results-dir", type=pathlib.Path, default=HERE / "results", help="where results go"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """How long each group runs: the full run is the default, --quick a first look."""
+
+    quick: bool
+    no_callgrind_because: str  # empty when the instruction counts are taken
+    results: pathlib.Path
+
+    @property
+    def callgrind(self) -> bool:
+        return not self.no_callgrind_because
+
+    @property
+    def rounds(self) -> int:
+        """pytest-benchmark rounds per candidate; each is followed by one interleaved round."""
+        return 3 if self.quick else 30
+
+    @property
+    def seconds(self) -> float:
+        """No interleaved round of a group starts after this many seconds."""
+        return 3.0 if self.quick else 60.0
+
+    def new_rounds(self, loops: Dict[str, Any], clock: Clock = WALL) -> Rounds:
+        return Rounds(loops, len(loops) * (self.rounds + 1), self.seconds, clock)
+
+
+_SETTINGS = pytest.StashKey[Settings]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Keep every run's JSON and histograms in benchmarks/results unless told otherwise."""
-    RESULTS.mkdir(exist_ok=True)
+    """Results go to --results-dir: the JSON (summary and stats, no raw samples) and a chart."""
+    quick = config.getoption("quick", False)
+    results = config.getoption("results_dir", HERE / "results")
+    if quick:
+        no_callgrind_because = "--quick leaves the instruction counts out"
+    elif config.getoption("no_callgrind", False):
+        no_callgrind_because = "--no-callgrind was given"
+    elif callgrind.valgrind() is None:
+        no_callgrind_because = "valgrind is not on PATH"
+    else:
+        no_callgrind_because = ""
+    config.stash[_SETTINGS] = Settings(quick, no_callgrind_because, results)
+    results.mkdir(parents=True, exist_ok=True)
     if config.getoption("benchmark_json", None) is None:
-        config.option.benchmark_json = RESULTS / "latest.json"
-    if not config.getoption("benchmark_histogram", None):
-        config.option.benchmark_histogram = [str(RESULTS / "histogram")]
+        config.option.benchmark_json = results / "latest.json"
 
 
 def pytest_benchmark_update_json(config, benchmarks, output_json):
-    output_json["measurements"] = dict(MEASUREMENTS)
-    config.stash[_REPORT] = report.derive(output_json)
-    (RESULTS / "report.md").write_text(report.render(config.stash[_REPORT]))
+    settings = config.stash[_SETTINGS]
+    for bench in output_json["benchmarks"]:
+        bench["stats"].pop("data", None)  # every raw sample: megabytes, and read by no one
+    output_json["lazyconnection"] = {
+        "figures": FIGURES,
+        "quick": settings.quick,
+        "callgrind": settings.callgrind,
+    }
+    derived = report.derive(output_json)
+    config.stash[_SUMMARY] = report.render(derived)
+    (settings.results / "summary.md").write_text(config.stash[_SUMMARY])
+    report.chart(derived, settings.results / "overhead")
+
+
+_SUMMARY = pytest.StashKey[str]()
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if _REPORT in config.stash:
-        terminalreporter.section("lazyconnection: derived figures")
-        terminalreporter.write(report.render(config.stash[_REPORT]))
-        terminalreporter.write_line(f"(saved in {RESULTS.relative_to(HERE.parent)}/)")
-
-
-_REPORT = pytest.StashKey[dict]()
+    if _SUMMARY in config.stash:
+        terminalreporter.section("lazyconnection: benchmark summary")
+        terminalreporter.write(config.stash[_SUMMARY])
+        results = config.stash[_SETTINGS].results
+        terminalreporter.write_line(
+            f"(also in {results}/: summary.md, overhead.png and .svg, latest.json)"
+        )
 
 
 @pytest.fixture(scope="session")
-def measurements() -> dict[str, float]:
-    """Where plain measurements go to reach the report."""
-    return MEASUREMENTS
+def settings(request) -> Settings:
+    return request.config.stash[_SETTINGS]
+
+
+@pytest.fixture(scope="session")
+def figures() -> List[Dict[str, Any]]:
+    """Where each group's derived figures go to reach the summary."""
+    return FIGURES
+
+
+@pytest.fixture(scope="session")
+def time_in_turn(settings):
+    """pytest-benchmark times one candidate per operation; after each of its rounds, one
+    interleaved round of the whole group is timed, which is what the summary's figures use."""
+
+    def run(benchmark, rounds: Rounds, candidate: str, group: str, unit: str, per_call=1) -> None:
+        """`unit` names what one call does: `per_call` operations (`loop(per_call)`)."""
+        if candidate not in rounds.loops:
+            pytest.skip(f"{candidate} is not available here")
+        benchmark.group = f"{group}: time per {unit}"
+        benchmark.extra_info["unit"] = f"{unit}, plus one Python call"
+        benchmark.pedantic(
+            functools.partial(rounds.loops[candidate], per_call),
+            rounds=settings.rounds,
+            warmup_rounds=1,
+            iterations=max(1, rounds.sizes[candidate] // per_call),
+            teardown=rounds.round,
+        )
+
+    return run
 
 
 @pytest.fixture(scope="session")
@@ -66,29 +158,21 @@ def compiled_class():
     return lazyconnection.CLazyConnection
 
 
-@pytest.fixture(scope="session", params=["compiled", "pure-python"])
+@pytest.fixture(scope="session", params=[COMPILED, PURE])
 def implementation(request):
     """(label, class) for each implementation."""
-    if request.param == "pure-python":
+    if request.param == PURE:
         return request.param, lazyconnection.PyLazyConnection
     return request.param, request.getfixturevalue("compiled_class")
 
 
 @pytest.fixture(scope="session")
 def stand_ins():
-    """_stand_ins.pyx, compiled on the spot with pyximport (Cython is in the bench extra)."""
+    """_stand_ins.pyx, compiled once per interpreter and cached (Cython is in `bench`)."""
     try:
-        import pyximport
-
-        with tempfile.TemporaryDirectory() as build_dir:
-            importers = pyximport.install(build_dir=build_dir, language_level=3)
-            try:
-                import _stand_ins
-            finally:
-                pyximport.uninstall(*importers)
+        return compile_stand_ins.load_stand_ins()
     except Exception as error:  # no compiler: reported as missing, never faked
         pytest.skip(f"could not compile the stand-ins: {error}")
-    return _stand_ins
 
 
 @pytest.fixture(scope="session")

@@ -1,121 +1,97 @@
-"""End to end: a real connect and close to a loopback server, per implementation and raw."""
+"""End to end: a real connect and close to a loopback server, per candidate and raw."""
 
 import socket
-import statistics
-import time
 
+import names
 import pytest
+import references
+from interleave import figure
+from names import COMPILED, CREATE_CONNECTION, PURE, RAW, RECIPE_STACK
 
 import lazyconnection
 
-
-def _with_block(conn):
-    def run():
-        with conn:
-            pass
-
-    return run
+TRANSPORTS = ("tcp", "unix")
+CANDIDATES = (RAW, COMPILED, PURE, RECIPE_STACK, CREATE_CONNECTION)
 
 
-def _raw(family, address):
-    def run():
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.connect(address)
-        sock.close()
+def _with_loop(conn):
+    def loop(n):
+        for _ in range(n):
+            with conn:
+                pass
 
-    return run
-
-
-_IDLE = range(8)
+    return loop
 
 
-def _raw_with_idle_work(family, address):
-    """Raw, but with a few idle loop turns between connect and close, as a `with` adds."""
+def _raw_loop(family, address):
+    def loop(n):
+        for _ in range(n):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.connect(address)
+            sock.close()
 
-    def run():
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.connect(address)
-        for _ in _IDLE:
-            pass
-        sock.close()
-
-    return run
+    return loop
 
 
-@pytest.mark.benchmark(group="connect-tcp")
-def test_tcp_compiled(benchmark, compiled_class, tcp_address):
-    benchmark(_with_block(compiled_class(tcp_address)))
+def _create_connection_loop(address):
+    def loop(n):
+        for _ in range(n):
+            socket.create_connection(address).close()
+
+    return loop
 
 
-@pytest.mark.benchmark(group="connect-tcp")
-def test_tcp_pure_python(benchmark, tcp_address):
-    benchmark(_with_block(lazyconnection.PyLazyConnection(tcp_address)))
+def _loops(family, address):
+    loops = {RAW: _raw_loop(family, address)}
+    if lazyconnection.CLazyConnection is not None:
+        loops[COMPILED] = _with_loop(lazyconnection.CLazyConnection(address, family))
+    loops[PURE] = _with_loop(lazyconnection.PyLazyConnection(address, family))
+    loops[RECIPE_STACK] = _with_loop(references.RecipeStackLazyConnection(address, family))
+    if family == socket.AF_INET:  # create_connection is for TCP and UDP addresses only
+        loops[CREATE_CONNECTION] = _create_connection_loop(address)
+    return loops
 
 
-@pytest.mark.benchmark(group="connect-tcp")
-def test_tcp_raw_socket(benchmark, tcp_address):
-    benchmark(_raw(socket.AF_INET, tcp_address))
+@pytest.fixture(scope="module")
+def rounds_by_transport(settings, tcp_address, unix_path, figures):
+    addresses = {"tcp": (socket.AF_INET, tcp_address), "unix": (socket.AF_UNIX, unix_path)}
+    by_transport = {}
+
+    def rounds(transport):
+        if transport not in by_transport:
+            by_transport[transport] = settings.new_rounds(_loops(*addresses[transport]))
+        return by_transport[transport]
+
+    yield rounds
+    for transport, measured in by_transport.items():
+        if measured.count:
+            figures.extend(derive(transport, measured))
 
 
-@pytest.mark.benchmark(group="connect-tcp")
-def test_tcp_create_connection(benchmark, tcp_address):
-    def run():
-        socket.create_connection(tcp_address).close()
-
-    benchmark(run)
-
-
-@pytest.mark.benchmark(group="connect-unix")
-def test_unix_compiled(benchmark, compiled_class, unix_path):
-    benchmark(_with_block(compiled_class(unix_path, socket.AF_UNIX)))
-
-
-@pytest.mark.benchmark(group="connect-unix")
-def test_unix_pure_python(benchmark, unix_path):
-    benchmark(_with_block(lazyconnection.PyLazyConnection(unix_path, socket.AF_UNIX)))
-
-
-@pytest.mark.benchmark(group="connect-unix")
-def test_unix_raw_socket(benchmark, unix_path):
-    benchmark(_raw(socket.AF_UNIX, unix_path))
+def derive(transport, rounds):
+    """µs per connect+close, % above raw, and compiled / create_connection, per round."""
+    group = {"tcp": names.TCP, "unix": names.UNIX}[transport]
+    result = [
+        figure(rounds.per_round(lambda t, name=name: t[name] / 1000), "µs", group=group,
+               what="per connect+close", of=name)
+        for name in rounds.loops
+    ]  # fmt: skip
+    for name in rounds.loops:
+        if name != RAW:
+            excess = rounds.per_round(lambda t, name=name: (t[name] / t[RAW] - 1) * 100)
+            result.append(figure(excess, "%", group=group, what="above raw socket", of=name))
+    if COMPILED in rounds.loops and CREATE_CONNECTION in rounds.loops:
+        ratios = rounds.per_round(lambda t: t[COMPILED] / t[CREATE_CONNECTION])
+        what = f"compiled / {CREATE_CONNECTION}"
+        result.append(figure(ratios, "ratio", group=group, what=what, of=""))
+    return result
 
 
-# pytest-benchmark times one candidate after another; on a shared machine the drift between
-# them (seen here: ±10 %) swamps a question about 3 %. So the end-to-end overhead is also
-# measured interleaved: blocks of connects taken in turn from each candidate, medians
-# compared. A plain measurement for the report, bounded in rounds and in time.
-INTERLEAVED_ROUNDS = 200
-CONNECTS_PER_BLOCK = 50
-INTERLEAVED_SECONDS = 10.0
-
-
-def _interleaved_medians(candidates):
-    timings = {name: [] for name in candidates}
-    deadline = time.monotonic() + INTERLEAVED_SECONDS
-    for _ in range(INTERLEAVED_ROUNDS):
-        if time.monotonic() > deadline:
-            break
-        for name, connect_and_close in candidates.items():
-            start = time.perf_counter_ns()
-            for _ in range(CONNECTS_PER_BLOCK):
-                connect_and_close()
-            timings[name].append((time.perf_counter_ns() - start) / CONNECTS_PER_BLOCK)
-    return {name: statistics.median(values) for name, values in timings.items()}
-
-
-@pytest.mark.parametrize("transport", ["tcp", "unix"])
-def test_interleaved_end_to_end(transport, compiled_class, tcp_address, unix_path, measurements):
-    family, address = (
-        (socket.AF_INET, tcp_address) if transport == "tcp" else (socket.AF_UNIX, unix_path)
-    )
-    candidates = {
-        "raw": _raw(family, address),
-        "raw-idle": _raw_with_idle_work(family, address),
-        "compiled": _with_block(compiled_class(address, family)),
-        "pure-python": _with_block(lazyconnection.PyLazyConnection(address, family)),
-    }
-    if transport == "tcp":
-        candidates["create_connection"] = lambda: socket.create_connection(address).close()
-    for name, median_ns in _interleaved_medians(candidates).items():
-        measurements[f"interleaved-{transport}-{name}"] = median_ns
-    assert measurements[f"interleaved-{transport}-raw"] > 0
+# create_connection takes host and port: it has no Unix-socket form.
+@pytest.mark.parametrize(
+    ("transport", "candidate"),
+    [(t, c) for t in TRANSPORTS for c in CANDIDATES if (t, c) != ("unix", CREATE_CONNECTION)],
+)
+def test_connect(benchmark, time_in_turn, rounds_by_transport, transport, candidate):
+    group = f"connect+close over {transport}"
+    time_in_turn(benchmark, rounds_by_transport(transport), candidate, group, "connect+close")

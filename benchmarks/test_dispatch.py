@@ -1,72 +1,131 @@
 """Dispatch: what one `with` costs when the socket's own calls cost next to nothing."""
 
+import os
 from socket import AF_INET, SOCK_STREAM
 
+import callgrind
+import names
 import pytest
 import references
+from interleave import CPU, exact, figure
+from names import COMPILED, EMPTY_LOOP, FLOOR, INLINE, PURE, RECIPE_STACK, RECIPE_THREAD_LOCAL
 
 import lazyconnection
 
-WITHS_PER_CALL = 100
 ADDRESS = ("127.0.0.1", 9)  # never connected to: the stand-in does no I/O
-_REPEAT = range(WITHS_PER_CALL)
+GROUP = names.TIMED
+CANDIDATES = (COMPILED, PURE, RECIPE_STACK, RECIPE_THREAD_LOCAL, FLOOR, INLINE, EMPTY_LOOP)
+INSTRUCTION_GROUPS = {callgrind.REAL: names.REAL, callgrind.STAND_IN: names.STAND_IN}
+LAZY = (COMPILED, PURE, RECIPE_STACK, RECIPE_THREAD_LOCAL)
 
-pytestmark = pytest.mark.benchmark(group="dispatch")
 
-
-def _time_with(benchmark, context_manager):
-    def run():
-        for _ in _REPEAT:
+def _with_loop(context_manager):
+    def loop(n):
+        for _ in range(n):
             with context_manager:
                 pass
 
-    benchmark.extra_info["withs_per_call"] = WITHS_PER_CALL
-    benchmark(run)
+    return loop
 
 
-def test_compiled(benchmark, compiled_class, stand_ins):
-    _time_with(benchmark, compiled_class(ADDRESS, socket_factory=stand_ins.stand_in_factory))
+def _floor_loop(manager, factory):
+    """The floor: an empty compiled context manager around the socket calls made inline."""
+
+    def loop(n):
+        for _ in range(n):
+            with manager:
+                sock = factory(AF_INET, SOCK_STREAM, 0)
+                sock.connect(ADDRESS)
+                sock.close()
+
+    return loop
 
 
-def test_pure_python(benchmark, stand_ins):
-    conn = lazyconnection.PyLazyConnection(ADDRESS, socket_factory=stand_ins.stand_in_factory)
-    _time_with(benchmark, conn)
-
-
-def test_recipe_stack(benchmark, monkeypatch, stand_ins):
-    monkeypatch.setattr(references, "socket", stand_ins.stand_in_factory)
-    _time_with(benchmark, references.RecipeStackLazyConnection(ADDRESS))
-
-
-def test_recipe_thread_local(benchmark, monkeypatch, stand_ins):
-    monkeypatch.setattr(references, "socket", stand_ins.stand_in_factory)
-    _time_with(benchmark, references.RecipeThreadLocalLazyConnection(ADDRESS))
-
-
-def test_floor_empty_compiled_context_manager(benchmark, stand_ins):
-    _time_with(benchmark, stand_ins.EmptyContextManager())
-
-
-def test_baseline_stand_in_calls_inline(benchmark, stand_ins):
+def _inline_loop(factory):
     """The stand-in's own calls without any `with`: subtracted to give dispatch overhead."""
-    factory = stand_ins.stand_in_factory
 
-    def run():
-        for _ in _REPEAT:
+    def loop(n):
+        for _ in range(n):
             sock = factory(AF_INET, SOCK_STREAM, 0)
             sock.connect(ADDRESS)
             sock.close()
 
-    benchmark.extra_info["withs_per_call"] = WITHS_PER_CALL
-    benchmark(run)
+    return loop
 
 
-def test_baseline_empty_loop(benchmark):
-    """The loop alone: subtracted from the floor's time to give the floor's overhead."""
+def _empty_loop(n):
+    """The loop alone: what a ratio's costs are measured above, as in the instruction counts."""
+    for _ in range(n):
+        pass
 
-    def run():
-        for _ in _REPEAT:
-            pass
 
-    benchmark.extra_info["withs_per_call"] = WITHS_PER_CALL
-    benchmark(run)
+@pytest.fixture(scope="module")
+def rounds(settings, stand_ins, figures):
+    factory = stand_ins.stand_in_factory
+    loops = {}
+    if lazyconnection.CLazyConnection is not None:
+        conn = lazyconnection.CLazyConnection(ADDRESS, socket_factory=factory)
+        loops[COMPILED] = _with_loop(conn)
+    loops[PURE] = _with_loop(lazyconnection.PyLazyConnection(ADDRESS, socket_factory=factory))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(references, "socket", factory)  # the recipe's `socket(family, type)`
+        loops[RECIPE_STACK] = _with_loop(references.RecipeStackLazyConnection(ADDRESS))
+        loops[RECIPE_THREAD_LOCAL] = _with_loop(references.RecipeThreadLocalLazyConnection(ADDRESS))
+        loops[FLOOR] = _floor_loop(stand_ins.EmptyContextManager(), factory)
+        loops[INLINE] = _inline_loop(factory)
+        loops[EMPTY_LOOP] = _empty_loop
+        rounds = settings.new_rounds(loops, CPU)
+        yield rounds
+    if rounds.count:
+        figures.extend(derive(rounds))
+
+
+def derive(rounds):
+    """Overhead per `with` above the socket calls made inline, by candidate; compiled's ratio
+    to the others of the cost per `with` above an empty loop, which is what the instruction
+    counts compare, and which a busy core moves less than a ratio of two small overheads."""
+    present = [name for name in (*LAZY, FLOOR) if name in rounds.loops]
+    result = [
+        figure(rounds.per_round(lambda t, name=name: t[name] - t[INLINE]), "ns", group=GROUP,
+               what="overhead per `with`", of=name)
+        for name in present
+    ]  # fmt: skip
+    if COMPILED in present:
+        for other in (PURE, RECIPE_STACK, FLOOR):
+            ratios = rounds.per_round(
+                lambda t, o=other: (t[COMPILED] - t[EMPTY_LOOP]) / (t[o] - t[EMPTY_LOOP])
+            )
+            result.append(figure(ratios, "ratio", group=GROUP, what=f"compiled / {other}", of=""))
+    return result
+
+
+@pytest.mark.parametrize("candidate", CANDIDATES)
+def test_dispatch(benchmark, time_in_turn, rounds, candidate):
+    time_in_turn(benchmark, rounds, candidate, "dispatch", "`with` (stand-in socket)")
+
+
+def test_instructions(settings, stand_ins, figures):
+    """Not a timing: callgrind's instruction counts per `with`, exact where valgrind exists."""
+    if not settings.callgrind:
+        pytest.skip(settings.no_callgrind_because)
+    compiled = lazyconnection.CLazyConnection is not None
+    counts = callgrind.measure(os.path.dirname(stand_ins.__file__), compiled=compiled)
+    for (sockets, candidate), value in counts.items():
+        group = INSTRUCTION_GROUPS[sockets]
+        figures.append(
+            exact(
+                value,
+                "instructions",
+                group=group,
+                what="per `with` above an empty loop",
+                of=candidate,
+            )
+        )
+    for sockets in callgrind.SOCKETS:
+        if (sockets, COMPILED) not in counts:
+            continue
+        for other in (PURE, RECIPE_STACK, FLOOR):
+            ratio = counts[(sockets, COMPILED)] / counts[(sockets, other)]
+            group = INSTRUCTION_GROUPS[sockets]
+            figures.append(exact(ratio, "ratio", group=group, what=f"compiled / {other}", of=""))
+    assert all(value > 0 for value in counts.values())

@@ -3,7 +3,8 @@
 import sys
 import tracemalloc
 
-import pytest
+from interleave import exact
+from names import MEMORY
 
 INSTANCES = 100_000
 ADDRESS = ("127.0.0.1", 9)
@@ -20,9 +21,8 @@ def bytes_per_instance(cls):
     return (after - before - sys.getsizeof(instances)) / len(instances)
 
 
-@pytest.mark.benchmark(group="memory")
-def test_memory(implementation, measurements):
+def test_memory(implementation, figures):
     label, cls = implementation
     size = bytes_per_instance(cls)
     assert size > 0
-    measurements[f"memory-{label}"] = size
+    figures.append(exact(size, "bytes", group=MEMORY, what="bytes per idle instance", of=label))

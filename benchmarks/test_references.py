@@ -1,5 +1,6 @@
 """Not a timing: the stand-ins and the recipe classes behave as the benchmarks claim."""
 
+import asyncio
 import socket
 
 import pytest
@@ -21,6 +22,19 @@ def test_empty_context_manager_does_nothing(stand_ins):
     with pytest.raises(KeyError):
         with manager:
             raise KeyError
+
+
+def test_empty_async_context_manager_does_nothing(stand_ins):
+    manager = stand_ins.EmptyAsyncContextManager()
+
+    async def enter_and_raise():
+        async with manager as entered:
+            assert entered is None
+        async with manager:
+            raise KeyError
+
+    with pytest.raises(KeyError):
+        asyncio.run(enter_and_raise())
 
 
 def test_lazyconnection_uses_the_stand_in(stand_ins, implementation):

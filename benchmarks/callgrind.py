@@ -1,0 +1,176 @@
+"""Instructions per `with` from callgrind: exact dispatch costs that a busy machine cannot move.
+
+Run by the dispatch group when valgrind is on PATH, and on its own for one interpreter:
+
+    python benchmarks/callgrind.py [--python PATH] [-n N]
+
+prints a table for the running interpreter (or PATH's), which must import a built
+lazyconnection and Cython. Each candidate runs in a child process under
+``valgrind --tool=callgrind``, twice: with N and with 2N `with`s. (count(2N) - count(N)) / N
+cancels the interpreter's start-up; the same figure for an empty loop is then subtracted.
+The sockets are real UDP sockets (``connect`` sends nothing) or the compiled stand-in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from socket import AF_INET, SOCK_DGRAM
+from typing import Dict, Tuple
+
+from names import COMPILED, EMPTY_LOOP, FLOOR, PURE, RECIPE_STACK, RECIPE_THREAD_LOCAL
+
+REAL = "real UDP socket"
+STAND_IN = "compiled stand-in"
+SOCKETS = (REAL, STAND_IN)
+CANDIDATES = (COMPILED, PURE, RECIPE_STACK, RECIPE_THREAD_LOCAL, FLOOR)
+ADDRESS = ("127.0.0.1", 9)  # UDP connect only records the peer: nothing is sent
+DEFAULT_N = 2000
+CHILD_TIMEOUT_SECONDS = 300
+
+
+def valgrind() -> str | None:
+    return shutil.which("valgrind")
+
+
+def _child_loop(candidate: str, sockets: str, stand_ins_dir: str):
+    """The loop the child runs: `loop(n)` makes n `with`s of `candidate` (or n empty turns)."""
+    sys.path.insert(0, stand_ins_dir)
+    import _stand_ins
+    import references
+
+    import lazyconnection
+
+    real = sockets == REAL
+    factory = __import__("socket").socket if real else _stand_ins.stand_in_factory
+    # The recipe calls its module's `socket(family, type)`; the thread-local version forces
+    # SOCK_STREAM, read from the module when an instance is made.
+    references.socket = factory
+    references.SOCK_STREAM = SOCK_DGRAM
+    options = {} if real else {"socket_factory": factory}
+    if candidate == EMPTY_LOOP:
+
+        def loop(n):
+            for _ in range(n):
+                pass
+
+        return loop
+    if candidate == FLOOR:
+        manager = _stand_ins.EmptyContextManager()
+
+        def loop(n):
+            for _ in range(n):
+                with manager:
+                    sock = factory(AF_INET, SOCK_DGRAM)
+                    sock.connect(ADDRESS)
+                    sock.close()
+
+        return loop
+    conn = {
+        COMPILED: lambda: lazyconnection.CLazyConnection(ADDRESS, AF_INET, SOCK_DGRAM, **options),
+        PURE: lambda: lazyconnection.PyLazyConnection(ADDRESS, AF_INET, SOCK_DGRAM, **options),
+        RECIPE_STACK: lambda: references.RecipeStackLazyConnection(ADDRESS, AF_INET, SOCK_DGRAM),
+        RECIPE_THREAD_LOCAL: lambda: references.RecipeThreadLocalLazyConnection(ADDRESS),
+    }[candidate]()
+
+    def loop(n):
+        for _ in range(n):
+            with conn:
+                pass
+
+    return loop
+
+
+def count(python: str, candidate: str, sockets: str, n: int, stand_ins_dir: str) -> int:
+    """Instructions callgrind counts for one child process running `n` iterations."""
+    with tempfile.TemporaryDirectory() as directory:
+        out = os.path.join(directory, "callgrind.out")
+        subprocess.run(
+            [valgrind() or "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+             python, __file__, "--child", candidate, sockets, str(n), stand_ins_dir],
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+            check=True, capture_output=True, timeout=CHILD_TIMEOUT_SECONDS,
+        )  # fmt: skip
+        text = pathlib.Path(out).read_text()
+    match = re.search(r"^(?:summary|totals): (\d+)", text, flags=re.MULTILINE)
+    if not match:
+        raise RuntimeError(f"no instruction total in callgrind's output for {candidate}")
+    return int(match.group(1))
+
+
+def measure(
+    stand_ins_dir: str, n: int = DEFAULT_N, python: str = sys.executable, compiled: bool = True
+) -> Dict[Tuple[str, str], float]:
+    """Instructions per `with` above an empty loop, by (sockets, candidate)."""
+    jobs = [(sockets, c) for sockets in SOCKETS for c in CANDIDATES if compiled or c != COMPILED]
+    jobs.append((REAL, EMPTY_LOOP))
+    runs = [(job, size) for job in jobs for size in (n, 2 * n)]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        totals = list(
+            pool.map(lambda run: count(python, run[0][1], run[0][0], run[1], stand_ins_dir), runs)
+        )
+    per_iteration = {
+        job: (totals[2 * i + 1] - totals[2 * i]) / n for i, job in enumerate(jobs)
+    }  # fmt: skip
+    empty = per_iteration.pop((REAL, EMPTY_LOOP))
+    return {job: value - empty for job, value in per_iteration.items()}
+
+
+def table(results: Dict[Tuple[str, str], float]) -> str:
+    """Instructions per `with` by candidate, and compiled's ratio to each, for both sockets."""
+    lines = [
+        f"{platform.python_implementation()} {platform.python_version()}: "
+        "instructions per `with` above an empty loop (callgrind)",
+        "",
+        "| candidate | " + " | ".join(SOCKETS) + " | " + " | ".join(
+            f"compiled / candidate ({sockets})" for sockets in SOCKETS
+        ) + " |",
+        "| --- " * (1 + 2 * len(SOCKETS)) + "|",
+    ]  # fmt: skip
+    for candidate in CANDIDATES:
+        counts = [results.get((sockets, candidate)) for sockets in SOCKETS]
+        ratios = [
+            results.get((sockets, COMPILED), float("nan")) / results[(sockets, candidate)]
+            if (sockets, candidate) in results
+            else float("nan")
+            for sockets in SOCKETS
+        ]
+        cells = [f"{c:,.0f}" if c is not None else "-" for c in counts]
+        cells += [f"{r:.2f}" for r in ratios]
+        lines.append(f"| {candidate} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--python", help="measure this interpreter instead of the running one")
+    parser.add_argument("-n", type=int, default=DEFAULT_N, help="`with`s in the shorter run")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        candidate, sockets, n, stand_ins_dir = args.child
+        _child_loop(candidate, sockets, stand_ins_dir)(int(n))
+        return
+    if args.python:  # the table is made by, and for, that interpreter
+        os.execv(args.python, [args.python, __file__, "-n", str(args.n)])
+    if not valgrind():
+        raise SystemExit("valgrind is not on PATH")
+    import compile_stand_ins
+
+    import lazyconnection
+
+    stand_ins_dir = os.path.dirname(compile_stand_ins.load_stand_ins().__file__)
+    compiled = lazyconnection.CLazyConnection is not None
+    print(table(measure(stand_ins_dir, args.n, compiled=compiled)), end="")
+
+
+if __name__ == "__main__":
+    main()
