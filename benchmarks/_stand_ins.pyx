@@ -1,4 +1,4 @@
-# cython: language_level=3
+# cython: language_level=3, binding=False
 """Compiled stand-ins for the dispatch group: next to free, as a real socket's C calls are.
 
 Compiled on the spot by the benchmark suite (pyximport); checked by test_references.py.

@@ -9,6 +9,8 @@ lazyconnection and Cython. Each candidate runs in a child process under
 ``valgrind --tool=callgrind``, twice: with N and with 2N `with`s. (count(2N) - count(N)) / N
 cancels the interpreter's start-up; the same figure for an empty loop is then subtracted.
 The sockets are real UDP sockets (``connect`` sends nothing) or the compiled stand-in.
+Each candidate's dispatch overhead is its count above the same socket calls made inline
+(no `with` at all); the ratios compare those overheads.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from socket import AF_INET, SOCK_DGRAM
 from typing import Dict, Tuple
 
-from names import COMPILED, EMPTY_LOOP, FLOOR, PURE, RECIPE_STACK, RECIPE_THREAD_LOCAL
+from names import COMPILED, EMPTY_LOOP, FLOOR, INLINE, PURE, RECIPE_STACK, RECIPE_THREAD_LOCAL
 
 REAL = "real UDP socket"
 STAND_IN = "compiled stand-in"
@@ -61,6 +63,15 @@ def _child_loop(candidate: str, sockets: str, stand_ins_dir: str):
         def loop(n):
             for _ in range(n):
                 pass
+
+        return loop
+    if candidate == INLINE:
+
+        def loop(n):
+            for _ in range(n):
+                sock = factory(AF_INET, SOCK_DGRAM)
+                sock.connect(ADDRESS)
+                sock.close()
 
         return loop
     if candidate == FLOOR:
@@ -109,8 +120,10 @@ def count(python: str, candidate: str, sockets: str, n: int, stand_ins_dir: str)
 def measure(
     stand_ins_dir: str, n: int = DEFAULT_N, python: str = sys.executable, compiled: bool = True
 ) -> Dict[Tuple[str, str], float]:
-    """Instructions per `with` above an empty loop, by (sockets, candidate)."""
-    jobs = [(sockets, c) for sockets in SOCKETS for c in CANDIDATES if compiled or c != COMPILED]
+    """Instructions per `with` above an empty loop, by (sockets, candidate), INLINE included."""
+    jobs = [
+        (sockets, c) for sockets in SOCKETS for c in (*CANDIDATES, INLINE) if compiled or c != COMPILED
+    ]
     jobs.append((REAL, EMPTY_LOOP))
     runs = [(job, size) for job in jobs for size in (n, 2 * n)]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
@@ -124,27 +137,38 @@ def measure(
     return {job: value - empty for job, value in per_iteration.items()}
 
 
-def table(results: Dict[Tuple[str, str], float]) -> str:
+def overheads(counts: Dict[Tuple[str, str], float]) -> Dict[Tuple[str, str], float]:
+    """Each candidate's instructions above the same socket calls made inline: its dispatch."""
+    return {
+        (sockets, candidate): value - counts[(sockets, INLINE)]
+        for (sockets, candidate), value in counts.items()
+        if candidate != INLINE
+    }
+
+
+def table(counts: Dict[Tuple[str, str], float]) -> str:
     """Instructions per `with` by candidate, and compiled's ratio to each, for both sockets."""
+    results = overheads(counts)
     lines = [
         f"{platform.python_implementation()} {platform.python_version()}: "
-        "instructions per `with` above an empty loop (callgrind)",
+        "instructions per `with` (callgrind): above an empty loop, and the overhead above the"
+        " same socket calls made inline",
         "",
         "| candidate | " + " | ".join(SOCKETS) + " | " + " | ".join(
-            f"compiled / candidate ({sockets})" for sockets in SOCKETS
+            f"overhead ({sockets}) | compiled / candidate" for sockets in SOCKETS
         ) + " |",
-        "| --- " * (1 + 2 * len(SOCKETS)) + "|",
+        "| --- " * (1 + 3 * len(SOCKETS)) + "|",
     ]  # fmt: skip
-    for candidate in CANDIDATES:
-        counts = [results.get((sockets, candidate)) for sockets in SOCKETS]
-        ratios = [
-            results.get((sockets, COMPILED), float("nan")) / results[(sockets, candidate)]
-            if (sockets, candidate) in results
-            else float("nan")
+    for candidate in (*CANDIDATES, INLINE):
+        cells = [
+            f"{counts[(sockets, candidate)]:,.0f}" if (sockets, candidate) in counts else "-"
             for sockets in SOCKETS
         ]
-        cells = [f"{c:,.0f}" if c is not None else "-" for c in counts]
-        cells += [f"{r:.2f}" for r in ratios]
+        for sockets in SOCKETS:
+            overhead = results.get((sockets, candidate))
+            compiled = results.get((sockets, COMPILED))
+            cells.append("-" if overhead is None else f"{overhead:,.0f}")
+            cells.append("-" if not (overhead and compiled) else f"{compiled / overhead:.2f}")
         lines.append(f"| {candidate} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -186,8 +186,8 @@ def chart(derived: Dict[str, Any], stem: pathlib.Path) -> None:
     if any(group == REAL for group, _, _ in figures):
         instructions = {"real UDP socket": REAL, "compiled stand-in": STAND_IN}
         panels.insert(1, (
-            series(instructions, "per `with` above an empty loop", dispatch), dispatch,
-            "instructions", "instructions per `with` above an empty loop\n(callgrind, exact)",
+            series(instructions, "overhead above the socket calls inline", dispatch), dispatch,
+            "instructions", "dispatch instructions per `with`\n(callgrind, exact)",
         ))  # fmt: skip
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5))
     for ax, (data, labels, unit, title) in zip(axes, panels):

@@ -117,9 +117,14 @@ def _soak(cycle_work, cleanup):
     """Run cycle_work under random timer interrupts; return (interrupts, ResourceWarnings)."""
     rng = random.Random(1234)
     interrupts = 0
+    armed = [False]
 
     def interrupt(signum, frame):
-        raise KeyboardInterrupt
+        # An interpreter may run the handler some bytecodes after the signal (PyPy does):
+        # once disarmed it raises nothing, so no interrupt escapes the loop.
+        if armed[0]:
+            armed[0] = False
+            raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGALRM, interrupt)
     deadline = time.monotonic() + SOAK_SECONDS
@@ -129,10 +134,14 @@ def _soak(cycle_work, cleanup):
             for _ in range(SOAK_CYCLES):
                 if time.monotonic() > deadline:
                     break
-                try:  # armed inside: the handler may run as soon as setitimer returns
-                    signal.setitimer(signal.ITIMER_REAL, rng.uniform(1e-6, 60e-6))
-                    cycle_work()
-                    signal.setitimer(signal.ITIMER_REAL, 0)
+                try:
+                    try:  # armed inside: the handler may run as soon as setitimer returns
+                        armed[0] = True
+                        signal.setitimer(signal.ITIMER_REAL, rng.uniform(1e-6, 60e-6))
+                        cycle_work()
+                    finally:
+                        armed[0] = False
+                        signal.setitimer(signal.ITIMER_REAL, 0)
                 except KeyboardInterrupt:
                     interrupts += 1
         finally:
