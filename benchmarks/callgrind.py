@@ -121,9 +121,8 @@ def measure(
     stand_ins_dir: str, n: int = DEFAULT_N, python: str = sys.executable, compiled: bool = True
 ) -> Dict[Tuple[str, str], float]:
     """Instructions per `with` above an empty loop, by (sockets, candidate), INLINE included."""
-    jobs = [
-        (sockets, c) for sockets in SOCKETS for c in (*CANDIDATES, INLINE) if compiled or c != COMPILED
-    ]
+    candidates = [c for c in (*CANDIDATES, INLINE) if compiled or c != COMPILED]
+    jobs = [(sockets, c) for sockets in SOCKETS for c in candidates]
     jobs.append((REAL, EMPTY_LOOP))
     runs = [(job, size) for job in jobs for size in (n, 2 * n)]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
