@@ -15,7 +15,10 @@ REQUIRE_EXTENSIONS = bool(os.environ.get("LAZYCONNECTION_REQUIRE_EXTENSIONS"))
 TRACE = bool(os.environ.get("LAZYCONNECTION_TRACE"))
 TRACE_MACROS = [("CYTHON_TRACE", "1"), ("CYTHON_TRACE_NOGIL", "1")] if TRACE else []
 EXTENSION = Extension(
-    "lazyconnection._kernel_c", ["src/lazyconnection/_kernel_c.pyx"], define_macros=TRACE_MACROS
+    "lazyconnection._kernel_c",
+    ["src/lazyconnection/_kernel_c.pyx"],
+    depends=["src/lazyconnection/_kernel_c.h"],
+    define_macros=TRACE_MACROS,
 )
 
 

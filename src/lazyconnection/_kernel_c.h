@@ -1,0 +1,106 @@
+/* The compiled kernel's C helpers (_kernel_c.pyx): what Cython would otherwise do slower. */
+
+#ifndef LAZYCONNECTION_KERNEL_C_H
+#define LAZYCONNECTION_KERNEL_C_H
+
+#include <Python.h>
+
+/* list.pop() frees a list's storage when it empties, and the next append allocates it
+   again: at depth 1 that is every `with`. This pop keeps the capacity. */
+static PyObject *lazyconnection_pop(PyObject *list) {
+    Py_ssize_t last = PyList_GET_SIZE(list) - 1;
+    PyObject *item = PyList_GET_ITEM(list, last);  /* the list's reference, now ours */
+    PyList_SET_ITEM(list, last, NULL);
+    Py_SET_SIZE(list, last);
+    return item;
+}
+
+/* A socket's connect and close called as the interpreter's specialised bytecode calls
+   them: the function found on the socket's exact type is kept with the type's version
+   tag, which changes whenever the type or a base is modified, and called with the socket
+   first. Types whose instances have a __dict__, attributes other than plain functions and
+   method descriptors, and types without a valid tag take the generic call. */
+typedef struct {
+    PyTypeObject *type;  /* not a reference: the version tag, unique, rules out reuse */
+    unsigned int version;
+    PyObject *function;
+} lazyconnection_method;
+
+static lazyconnection_method lazyconnection_connect_method, lazyconnection_close_method;
+
+static int lazyconnection_valid_tag(PyTypeObject *type) {
+#if PY_VERSION_HEX < 0x030D0000
+    /* Up to 3.12 this flag says whether the tag is valid; 3.13 no longer sets it, and a
+       modified type's tag is 0 there. */
+    if (!(type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) return 0;
+#endif
+    return type->tp_version_tag != 0;
+}
+
+static PyObject *lazyconnection_call(
+    lazyconnection_method *method, PyObject *name, PyObject *const *args, size_t nargs
+) {
+    PyTypeObject *type = Py_TYPE(args[0]);
+    if (type != method->type || type->tp_version_tag != method->version
+            || !lazyconnection_valid_tag(type)) {
+        PyObject *found = _PyType_Lookup(type, name);  /* borrowed */
+        if (found == NULL || type->tp_dictoffset != 0 || !lazyconnection_valid_tag(type)
+                || !(PyFunction_Check(found) || Py_IS_TYPE(found, &PyMethodDescr_Type))) {
+            return PyObject_VectorcallMethod(name, (PyObject **)args, nargs, NULL);
+        }
+        Py_INCREF(found);
+        Py_XSETREF(method->function, found);
+        method->type = type;
+        method->version = type->tp_version_tag;
+    }
+    return PyObject_Vectorcall(method->function, args, nargs, NULL);
+}
+
+static PyObject *lazyconnection_call_method(
+    lazyconnection_method *method, const char *name, PyObject *const *args, size_t nargs
+) {
+    static PyObject *names[2];  /* interned on first use: connect, close */
+    PyObject **interned = &names[method == &lazyconnection_close_method];
+    if (*interned == NULL && (*interned = PyUnicode_InternFromString(name)) == NULL) {
+        return NULL;
+    }
+    return lazyconnection_call(method, *interned, args, nargs);
+}
+
+static PyObject *lazyconnection_sock_close(PyObject *sock) {
+    return lazyconnection_call_method(&lazyconnection_close_method, "close", &sock, 1);
+}
+
+/* sock.connect(address), closing the socket before an error leaves, as
+   `try: ... except BaseException: sock.close(); raise` does, without the cost of
+   saving the exception state on the way in. */
+static int lazyconnection_connect_or_close(PyObject *sock, PyObject *address) {
+    PyObject *args[2] = {sock, address};
+    PyObject *result = lazyconnection_call_method(
+        &lazyconnection_connect_method, "connect", args, 2);
+    if (result != NULL) {
+        Py_DECREF(result);
+        return 0;
+    }
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL) PyException_SetTraceback(value, traceback);
+    PyObject *closed = lazyconnection_sock_close(sock);
+    if (closed == NULL) {  /* close's error leaves, the connect error as its context */
+        PyObject *close_type, *close_value, *close_traceback;
+        PyErr_Fetch(&close_type, &close_value, &close_traceback);
+        PyErr_NormalizeException(&close_type, &close_value, &close_traceback);
+        PyException_SetContext(close_value, value);  /* steals value */
+        Py_XDECREF(type);
+        Py_XDECREF(traceback);
+        PyErr_Restore(close_type, close_value, close_traceback);
+        return -1;
+    }
+    Py_DECREF(closed);
+    PyErr_Restore(type, value, traceback);
+    return -1;
+}
+
+
+#endif
