@@ -116,7 +116,21 @@ async def open_async(settings: Settings) -> Any:
             "TLS is not supported with `async with`: the event loop's sock_* calls refuse"
             " SSL sockets; use asyncio.open_connection(..., ssl=context) for TLS streams"
         )
+    if settings.plain:  # no option: as the kernel's plain `with`, the steps are one connect
+        return await _open_plain_async(settings)
     return await _drive(opening(settings, blocking=False), _wait_async, settings)
+
+
+async def _open_plain_async(settings: Settings) -> Any:
+    sock = settings.socket_factory(settings.family, settings.type, settings.proto)  # type: ignore[misc]
+    try:
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        await connect_async(loop, sock, settings.address, socket.getdefaulttimeout())
+    except BaseException:  # cancellation too: nothing is left open
+        sock.close()
+        raise
+    return sock
 
 
 # A generator-based coroutine rather than `async def`: the blocking driver runs it with one
