@@ -41,6 +41,9 @@ class Settings:
     on_connect: Optional[Callable[[Any], Any]] = None
     retries: int = 0
     backoff: float = 0.1
+    # Derived, not given: every option at its default and one family, so that `with` and
+    # `async with` may connect inline. Worked out once here, read on every opening.
+    plain: bool = dataclasses.field(init=False, repr=False, compare=False, default=False)
 
     def __post_init__(self) -> None:
         family = _as_enum(socket.AddressFamily, _integer("family", self.family))
@@ -66,13 +69,10 @@ class Settings:
         )
         for name, value in checked.items():
             object.__setattr__(self, name, value)
-
-    @property
-    def plain(self) -> bool:
-        """Every option at its default and one family: `with` may connect inline."""
-        return self.family != socket.AF_UNSPEC and all(
+        plain = family != socket.AF_UNSPEC and all(
             getattr(self, field.name) == field.default for field in OPTION_FIELDS
         )
+        object.__setattr__(self, "plain", plain)
 
     @property
     def depth_limit(self) -> int:
@@ -87,13 +87,14 @@ class Settings:
         """Every keyword argument that differs from its default (what a copy is made from)."""
         return {
             field.name: getattr(self, field.name)
-            for field in dataclasses.fields(self)[len(POSITIONAL) :]
+            for field in _GIVEN_FIELDS[len(POSITIONAL) :]
             if getattr(self, field.name) is not field.default
             and getattr(self, field.name) != field.default
         }
 
 
-OPTION_FIELDS = dataclasses.fields(Settings)[len(POSITIONAL) + 2 :]
+_GIVEN_FIELDS = tuple(field for field in dataclasses.fields(Settings) if field.init)
+OPTION_FIELDS = _GIVEN_FIELDS[len(POSITIONAL) + 2 :]
 
 
 def signature(defaults: Dict[str, Any]) -> inspect.Signature:
@@ -109,7 +110,7 @@ def signature(defaults: Dict[str, Any]) -> inspect.Signature:
                     default=defaults.get(field.name, _default(field)),
                     annotation=field.type,
                 )
-                for field in dataclasses.fields(Settings)
+                for field in _GIVEN_FIELDS
             ),
         ]
     )
