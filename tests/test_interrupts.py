@@ -41,13 +41,14 @@ class _Interrupter:
 
     def run(self, work):
         """Run work under the tracer; True if the interrupt was raised."""
+        previous = sys.gettrace()  # coverage's, in the coverage session: put back after
         sys.settrace(self)
         try:
             work()
         except KeyboardInterrupt:
             return True
         finally:
-            sys.settrace(None)
+            sys.settrace(previous)
         return False
 
 
