@@ -1,4 +1,4 @@
-# cython: language_level=3, binding=False, auto_pickle=False
+# cython: language_level=3, binding=False, auto_pickle=False, boundscheck=False, wraparound=False
 """The compiled kernel of CLazyConnection: `with` and the per-context stacks, twin of _kernel_py."""
 
 cimport cython
@@ -118,38 +118,8 @@ cdef class Kernel:
         self._open = open
         self._depth_limit = depth_limit
 
-    cdef inline list _own_stack(self, bint create):
-        # The context's own caller is known without the context variable when it is the last
-        # (the pure twin has no such shortcut: it asks the variable every time).
-        cdef Caller caller = <Caller>self._last[0]
-        if caller is not None and _is_current(caller):
-            return self._last[1]
-        caller = _own_caller()
-        if caller is None:
-            if not create:
-                return None
-            caller = _new_caller()
-        cdef PyObject *found = PyDict_GetItem(self._stacks, caller)
-        if found is not NULL:
-            stack = <list>found
-        elif not create:
-            return None
-        else:
-            if len(self._stacks) >= self._sweep_at:
-                self._sweep_at = sweep(self._stacks)
-            stack = []
-            self._stacks[caller] = stack
-        self._last = (caller, stack)
-        return stack
-
-    cdef inline list _reserve_stack(self):
-        cdef list stack = self._own_stack(True)
-        if len(stack) >= self._depth_limit:
-            raise RuntimeError(ALREADY_CONNECTED)
-        return stack
-
     def __enter__(self):
-        cdef list stack = self._reserve_stack()
+        cdef list stack = _reserve_stack(self)
         if self._open is None:
             sock = self._factory(self._family, self._type, self._proto)
             lazyconnection_connect_or_close(sock, self._address)
@@ -157,8 +127,8 @@ cdef class Kernel:
             sock = self._open()  # connected, or closed before its error left
         return _push(stack, sock, self._depth_limit)
 
-    def __exit__(self, exc_type, exc, tb):
-        cdef list stack = self._own_stack(False)
+    def __exit__(self, exc_type, exc, tb, /):
+        cdef list stack = _own_stack(self, False)
         if not stack:
             close_elsewhere(self._stacks, _parent(), exc_type)
             return
@@ -166,7 +136,7 @@ cdef class Kernel:
 
     def _reserve(self):
         """The caller's stack, with room for one more socket (for `async with`)."""
-        return self._reserve_stack()
+        return _reserve_stack(self)
 
     def _push(self, list stack, sock):
         """Put a newly opened socket on the stack that _reserve gave."""
@@ -174,4 +144,37 @@ cdef class Kernel:
 
     def _stack(self):
         """The caller's stack, or None: read, never changed, by the public class."""
-        return self._own_stack(False)
+        return _own_stack(self, False)
+
+
+# Functions rather than methods of Kernel, so that the C compiler can inline them.
+cdef inline list _own_stack(Kernel self, bint create):
+    # The context's own caller is known without the context variable when it is the last
+    # (the pure twin has no such shortcut: it asks the variable every time).
+    cdef Caller caller = <Caller>self._last[0]
+    if caller is not None and _is_current(caller):
+        return <list>self._last[1]
+    caller = _own_caller()
+    if caller is None:
+        if not create:
+            return None
+        caller = _new_caller()
+    cdef PyObject *found = PyDict_GetItem(self._stacks, caller)
+    if found is not NULL:
+        stack = <list>found
+    elif not create:
+        return None
+    else:
+        if len(self._stacks) >= self._sweep_at:
+            self._sweep_at = sweep(self._stacks)
+        stack = []
+        self._stacks[caller] = stack
+    self._last = (caller, stack)
+    return stack
+
+
+cdef inline list _reserve_stack(Kernel self):
+    cdef list stack = _own_stack(self, True)
+    if len(stack) >= self._depth_limit:
+        raise RuntimeError(ALREADY_CONNECTED)
+    return stack

@@ -166,6 +166,7 @@ class Kernel:
         exc_type: Optional[Type[BaseException]],
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
+        /,
     ) -> None:
         stack = self._own_stack(False)
         if not stack:
