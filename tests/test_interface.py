@@ -19,9 +19,20 @@ def _kernel_of(cls: type) -> type:
 
 def test_the_kernels_offer_the_same_methods(compiled_class):
     # The compiled kernel's own helpers are C functions (cdef), invisible from Python.
-    pure = _methods(_kernel_py.Kernel) - {"_own_stack", "_reserve_stack"}
+    helpers = {"_own_stack", "_reserve_stack", "_checkout_for", "_expired", "_usable", "_kept"}
+    pure = _methods(_kernel_py.Kernel) - helpers
     assert _methods(_kernel_of(compiled_class)) == pure
-    assert pure == {"__enter__", "__exit__", "_reserve", "_push", "_stack", "_set_kernel"}
+    assert pure == {
+        "__enter__",
+        "__exit__",
+        "_reserve",
+        "_checkout",
+        "_push",
+        "_stack",
+        "_counts",
+        "_set_kernel",
+        "_set_pool",
+    }
 
 
 def test_the_public_class_adds_no_with_method(LazyConnection):

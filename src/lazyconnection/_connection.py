@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Type, Ty
 
 from . import _kernel_py
 from ._opening import open_async, open_blocking
+from ._pool import Pool, tls_usable
 from ._settings import Settings, signature
 
 _Function = TypeVar("_Function", bound=Callable[..., Any])
@@ -35,6 +36,7 @@ class _LazyConnection(_Kernel):
 
     __slots__ = ()
     _settings: Settings
+    _pool: Optional[Pool]
 
     def __init__(
         self,
@@ -61,6 +63,18 @@ class _LazyConnection(_Kernel):
             None if settings.plain else functools.partial(open_blocking, settings),
             settings.depth_limit,
         )
+        self._pool = None  # type: ignore[misc]  # a slot of each public class
+        if settings.pool_size:
+            self._pool = pool = Pool(self)  # type: ignore[misc]
+            self._set_pool(
+                pool.idle,
+                pool.lent,
+                settings.pool_size,
+                settings.idle_timeout or 0.0,
+                settings.max_lifetime or 0.0,
+                settings.timeout,
+                None if settings.ssl_context is None else tls_usable,
+            )
 
     __init__.__signature__ = signature(  # type: ignore[attr-defined]
         {"family": AF_INET, "type": SOCK_STREAM, "proto": 0}
@@ -68,8 +82,12 @@ class _LazyConnection(_Kernel):
 
     async def __aenter__(self) -> socket.socket:
         stack = self._reserve()
+        if self._pool is not None:
+            reused = self._checkout()
+            if reused is not None:
+                return self._push(stack, reused[0], reused[1])  # type: ignore[no-any-return]
         sock = await open_async(self._settings)  # connected, or closed before its error left
-        return self._push(stack, sock)  # type: ignore[no-any-return]
+        return self._push(stack, sock, None)  # type: ignore[no-any-return]
 
     async def __aexit__(
         self,
@@ -105,6 +123,18 @@ class _LazyConnection(_Kernel):
                 return func(*args, **kwargs)
 
         return run  # type: ignore[return-value]
+
+    def close_idle(self) -> int:
+        """Close every idle socket kept for reuse; return how many were closed."""
+        return 0 if self._pool is None else self._pool.close_idle()
+
+    def stats(self) -> Dict[str, int]:
+        """Counts of this object's sockets: opened, reused (handed out again), discarded
+        (found dead, readable or expired, and closed instead of kept or handed out), and idle
+        (kept for reuse now)."""
+        opened, reused, discarded = self._counts()
+        idle = 0 if self._pool is None else len(self._pool.idle)
+        return {"opened": opened, "reused": reused, "discarded": discarded, "idle": idle}
 
     @property
     def connections(self) -> Tuple[socket.socket, ...]:
@@ -151,9 +181,10 @@ class _LazyConnection(_Kernel):
         cls = self.__class__
         family = getattr(self.family, "name", self.family)
         type = getattr(self.type, "name", self.type)
+        idle = "" if self._pool is None else f" idle={len(self._pool.idle)}"
         return (
             f"<{cls.__module__}.{cls.__qualname__} address={self.address!r}"
-            f" family={family} type={type} open={len(self.connections)}>"
+            f" family={family} type={type} open={len(self.connections)}{idle}>"
         )
 
     def __reduce__(self) -> Tuple[Any, ...]:
@@ -198,7 +229,7 @@ def _instance_state(connection: Any) -> Optional[Tuple[Any, Dict[str, Any]]]:
 
 
 class PyLazyConnection(_LazyConnection, _kernel_py.Kernel):
-    __slots__ = ("_settings",)
+    __slots__ = ("_settings", "_pool")
     __doc__ = _LazyConnection.__doc__
 
 
@@ -221,7 +252,7 @@ def _compiled_class() -> Optional[Type[PyLazyConnection]]:
         return None
 
     class CLazyConnection(_LazyConnection, kernel):  # type: ignore[misc,valid-type]
-        __slots__ = ("_settings",)
+        __slots__ = ("_settings", "_pool")
         __doc__ = _LazyConnection.__doc__
 
     CLazyConnection.__qualname__ = "CLazyConnection"

@@ -4,6 +4,8 @@
 #define LAZYCONNECTION_KERNEL_C_H
 
 #include <Python.h>
+#include <poll.h>
+#include <time.h>
 
 /* list.pop() frees a list's storage when it empties, and the next append allocates it
    again: at depth 1 that is every `with`. This pop keeps the capacity. */
@@ -21,12 +23,19 @@ static PyObject *lazyconnection_pop(PyObject *list) {
    first. Types whose instances have a __dict__, attributes other than plain functions and
    method descriptors, and types without a valid tag take the generic call. */
 typedef struct {
+    const char *name;
+    PyObject *interned;  /* the name, made on first use */
     PyTypeObject *type;  /* not a reference: the version tag, unique, rules out reuse */
     unsigned int version;
     PyObject *function;
 } lazyconnection_method;
 
-static lazyconnection_method lazyconnection_connect_method, lazyconnection_close_method;
+static lazyconnection_method
+    lazyconnection_connect_method = {"connect"},
+    lazyconnection_close_method = {"close"},
+    lazyconnection_fileno_method = {"fileno"},
+    lazyconnection_gettimeout_method = {"gettimeout"},
+    lazyconnection_settimeout_method = {"settimeout"};
 
 static int lazyconnection_valid_tag(PyTypeObject *type) {
 #if PY_VERSION_HEX < 0x030D0000
@@ -38,15 +47,19 @@ static int lazyconnection_valid_tag(PyTypeObject *type) {
 }
 
 static PyObject *lazyconnection_call(
-    lazyconnection_method *method, PyObject *name, PyObject *const *args, size_t nargs
+    lazyconnection_method *method, PyObject *const *args, size_t nargs
 ) {
     PyTypeObject *type = Py_TYPE(args[0]);
+    if (method->interned == NULL
+            && (method->interned = PyUnicode_InternFromString(method->name)) == NULL) {
+        return NULL;
+    }
     if (type != method->type || type->tp_version_tag != method->version
             || !lazyconnection_valid_tag(type)) {
-        PyObject *found = _PyType_Lookup(type, name);  /* borrowed */
+        PyObject *found = _PyType_Lookup(type, method->interned);  /* borrowed */
         if (found == NULL || type->tp_dictoffset != 0 || !lazyconnection_valid_tag(type)
                 || !(PyFunction_Check(found) || Py_IS_TYPE(found, &PyMethodDescr_Type))) {
-            return PyObject_VectorcallMethod(name, (PyObject **)args, nargs, NULL);
+            return PyObject_VectorcallMethod(method->interned, (PyObject **)args, nargs, NULL);
         }
         Py_INCREF(found);
         Py_XSETREF(method->function, found);
@@ -56,19 +69,56 @@ static PyObject *lazyconnection_call(
     return PyObject_Vectorcall(method->function, args, nargs, NULL);
 }
 
-static PyObject *lazyconnection_call_method(
-    lazyconnection_method *method, const char *name, PyObject *const *args, size_t nargs
-) {
-    static PyObject *names[2];  /* interned on first use: connect, close */
-    PyObject **interned = &names[method == &lazyconnection_close_method];
-    if (*interned == NULL && (*interned = PyUnicode_InternFromString(name)) == NULL) {
-        return NULL;
-    }
-    return lazyconnection_call(method, *interned, args, nargs);
+static PyObject *lazyconnection_sock_close(PyObject *sock) {
+    return lazyconnection_call(&lazyconnection_close_method, &sock, 1);
 }
 
-static PyObject *lazyconnection_sock_close(PyObject *sock) {
-    return lazyconnection_call_method(&lazyconnection_close_method, "close", &sock, 1);
+static PyObject *lazyconnection_gettimeout(PyObject *sock) {
+    return lazyconnection_call(&lazyconnection_gettimeout_method, &sock, 1);
+}
+
+static PyObject *lazyconnection_settimeout(PyObject *sock, PyObject *timeout) {
+    PyObject *args[2] = {sock, timeout};
+    return lazyconnection_call(&lazyconnection_settimeout_method, args, 2);
+}
+
+/* Whether an idle socket is unusable: closed, or readable without a request (end of
+   stream, a reset, or bytes nobody asked for). One poll() with no wait, and no Python
+   exception on the way: a fileno() that fails says the socket is unusable too. */
+static int lazyconnection_unusable(PyObject *sock) {
+    PyObject *result = lazyconnection_call(&lazyconnection_fileno_method, &sock, 1);
+    if (result == NULL) {
+        PyErr_Clear();
+        return 1;
+    }
+    long fd = PyLong_AsLong(result);
+    Py_DECREF(result);
+    if (fd < 0) {
+        PyErr_Clear();
+        return 1;
+    }
+    struct pollfd check = {(int)fd, POLLIN, 0};
+    return poll(&check, 1, 0) != 0;  /* an event, or an error: not to be handed out */
+}
+
+/* Whether the socket is still open (the body may have closed it). */
+static int lazyconnection_is_open(PyObject *sock) {
+    PyObject *result = lazyconnection_call(&lazyconnection_fileno_method, &sock, 1);
+    if (result == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    long fd = PyLong_AsLong(result);
+    Py_DECREF(result);
+    if (fd < 0) PyErr_Clear();
+    return fd >= 0;
+}
+
+/* Seconds on the clock time.monotonic() reads. */
+static double lazyconnection_now(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + now.tv_nsec * 1e-9;
 }
 
 /* sock.connect(address), closing the socket before an error leaves, as
@@ -76,8 +126,7 @@ static PyObject *lazyconnection_sock_close(PyObject *sock) {
    saving the exception state on the way in. */
 static int lazyconnection_connect_or_close(PyObject *sock, PyObject *address) {
     PyObject *args[2] = {sock, address};
-    PyObject *result = lazyconnection_call_method(
-        &lazyconnection_connect_method, "connect", args, 2);
+    PyObject *result = lazyconnection_call(&lazyconnection_connect_method, args, 2);
     if (result != NULL) {
         Py_DECREF(result);
         return 0;

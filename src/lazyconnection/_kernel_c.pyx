@@ -3,13 +3,15 @@
 
 cimport cython
 from cpython.contextvars cimport PyContextVar_Set, get_value
-from cpython.dict cimport PyDict_GetItem
+from cpython.dict cimport PyDict_DelItem, PyDict_GetItem
 from cpython.object cimport PyObject
 from cpython.weakref cimport PyWeakref_NewRef
 
 from contextvars import ContextVar
+from socket import getdefaulttimeout
 
-from ._registry import ALREADY_CONNECTED, close_elsewhere, sweep
+from ._registry import ALREADY_CONNECTED, sweep, take_elsewhere
+from ._settings import DEFAULT_TIMEOUT
 
 
 cdef extern from "Python.h":
@@ -28,6 +30,12 @@ cdef extern from "_kernel_c.h":
     # A socket's connect and close, called as the interpreter's specialised bytecode does.
     int lazyconnection_connect_or_close(object sock, object address) except -1
     object lazyconnection_sock_close(object sock)
+    object lazyconnection_gettimeout(object sock)
+    object lazyconnection_settimeout(object sock, object timeout)
+    # An idle socket's checks, in C: poll() with no wait on its descriptor.
+    bint lazyconnection_unusable(object sock)
+    bint lazyconnection_is_open(object sock)
+    double lazyconnection_now()
 
 
 @cython.final
@@ -77,12 +85,18 @@ cdef object _parent():
     return None if own.parent is None else own.parent()
 
 
-cdef inline object _push(list stack, object sock, Py_ssize_t depth_limit):
+cdef inline object _push(Kernel self, list stack, object sock, object born):
     # Opening may have run code that entered this object too (an on_connect hook).
-    if len(stack) >= depth_limit:
+    if len(stack) >= self._depth_limit:
         sock.close()
         raise RuntimeError(ALREADY_CONNECTED)
     stack.append(sock)
+    if born is None:  # newly opened
+        self._opened += 1
+        if not self._pool_size:
+            return sock
+        born = lazyconnection_now() if self._max_lifetime else 0.0
+    self._lent[sock] = born
     return sock
 
 
@@ -102,6 +116,15 @@ cdef class Kernel:
     cdef dict _stacks  # caller -> its open sockets, innermost last; emptied, never removed
     cdef Py_ssize_t _sweep_at
     cdef tuple _last  # (key, stack) last looked up: one thread or task needs no dict lookup
+    cdef Py_ssize_t _opened, _reused, _discarded
+    # Reuse, set by _set_pool when pool_size > 0.
+    cdef Py_ssize_t _pool_size
+    cdef list _idle  # (socket, connected at, idle since) of every idle socket, newest last
+    cdef dict _lent  # socket handed out from this pool -> connected at (0.0 if untimed)
+    cdef double _idle_timeout  # 0.0: none, as for _max_lifetime
+    cdef double _max_lifetime
+    cdef object _timeout  # what a reused socket's gettimeout() must say in a blocking `with`
+    cdef object _tls_usable  # for TLS sockets, a check beyond poll()
     cdef object __weakref__
 
     def __cinit__(self):
@@ -118,29 +141,53 @@ cdef class Kernel:
         self._open = open
         self._depth_limit = depth_limit
 
+    def _set_pool(self, list idle, dict lent, Py_ssize_t pool_size, double idle_timeout,
+                  double max_lifetime, timeout, tls_usable):
+        self._idle = idle
+        self._lent = lent
+        self._pool_size = pool_size
+        self._idle_timeout = idle_timeout
+        self._max_lifetime = max_lifetime
+        self._timeout = timeout
+        self._tls_usable = tls_usable
+
     def __enter__(self):
         cdef list stack = _reserve_stack(self)
+        if self._pool_size:
+            reused = _checkout(self, True)
+            if reused is not None:
+                return _push(self, stack, reused[0], reused[1])
         if self._open is None:
             sock = self._factory(self._family, self._type, self._proto)
             lazyconnection_connect_or_close(sock, self._address)
         else:
             sock = self._open()  # connected, or closed before its error left
-        return _push(stack, sock, self._depth_limit)
+        return _push(self, stack, sock, None)
 
     def __exit__(self, exc_type, exc, tb, /):
         cdef list stack = _own_stack(self, False)
-        if not stack:
-            close_elsewhere(self._stacks, _parent(), exc_type)
-            return
-        lazyconnection_sock_close(lazyconnection_pop(stack))
+        if stack:
+            sock = lazyconnection_pop(stack)
+        else:
+            sock = take_elsewhere(self._stacks, _parent(), exc_type)
+        if not self._pool_size or not _kept(self, sock, exc_type):
+            lazyconnection_sock_close(sock)
 
     def _reserve(self):
         """The caller's stack, with room for one more socket (for `async with`)."""
         return _reserve_stack(self)
 
-    def _push(self, list stack, sock):
-        """Put a newly opened socket on the stack that _reserve gave."""
-        return _push(stack, sock, self._depth_limit)
+    def _checkout(self):
+        """An idle socket made ready for `async with`, as (socket, connected at), or None."""
+        return _checkout(self, False)
+
+    def _push(self, list stack, sock, born):
+        """Put a socket on the stack that _reserve gave: reused (born given) or newly opened."""
+        return _push(self, stack, sock, born)
+
+    def _counts(self):
+        """(opened, reused, discarded), for stats()."""
+        return self._opened, self._reused, self._discarded
 
     def _stack(self):
         """The caller's stack, or None: read, never changed, by the public class."""
@@ -178,3 +225,58 @@ cdef inline list _reserve_stack(Kernel self):
     if len(stack) >= self._depth_limit:
         raise RuntimeError(ALREADY_CONNECTED)
     return stack
+
+
+cdef tuple _checkout(Kernel self, bint blocking):
+    """The newest idle socket still usable, as (socket, connected at), or None.
+
+    Older, dead and readable ones met on the way are closed.
+    """
+    cdef tuple entry
+    cdef double now = lazyconnection_now() if self._idle_timeout or self._max_lifetime else 0.0
+    while self._idle:
+        entry = <tuple>lazyconnection_pop(self._idle)
+        sock = entry[0]
+        if _expired(self, <double>entry[1], <double>entry[2], now) or not _usable(self, sock):
+            self._discarded += 1
+            lazyconnection_sock_close(sock)
+            continue
+        # As if newly opened for this mode: blocking with the configured timeout, or not.
+        timeout = self._timeout if blocking else 0.0
+        if timeout is DEFAULT_TIMEOUT:
+            timeout = getdefaulttimeout()
+        if lazyconnection_gettimeout(sock) != timeout:
+            lazyconnection_settimeout(sock, timeout)
+        self._reused += 1
+        return entry
+    return None
+
+
+cdef inline bint _expired(Kernel self, double born, double since, double now):
+    return (self._idle_timeout and now - since >= self._idle_timeout) or (
+        self._max_lifetime and now - born >= self._max_lifetime
+    )
+
+
+cdef inline bint _usable(Kernel self, sock) except -1:
+    cdef bint unusable = lazyconnection_unusable(sock)
+    if self._tls_usable is not None:
+        return self._tls_usable(sock, unusable)
+    return not unusable
+
+
+cdef bint _kept(Kernel self, sock, exc_type) except -1:
+    """Whether the socket went back to the idle pool; if not, the caller closes it."""
+    cdef PyObject *found = PyDict_GetItem(self._lent, sock)
+    if found is NULL:  # not lent by this pool: inherited over a fork
+        return False
+    cdef double born = <double><object>found
+    PyDict_DelItem(self._lent, sock)
+    if exc_type is not None or len(self._idle) >= self._pool_size or not lazyconnection_is_open(sock):
+        return False
+    cdef double now = lazyconnection_now() if self._idle_timeout or self._max_lifetime else 0.0
+    if self._max_lifetime and now - born >= self._max_lifetime:
+        self._discarded += 1
+        return False
+    self._idle.append((sock, born, now))
+    return True

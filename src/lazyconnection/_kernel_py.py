@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import socket
+import time
 import weakref
 from contextvars import ContextVar, Token
 from threading import get_ident
 from types import TracebackType
 from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
-from ._registry import ALREADY_CONNECTED, close_elsewhere, sweep
+from ._pool import unusable
+from ._registry import ALREADY_CONNECTED, sweep, take_elsewhere
+from ._settings import DEFAULT_TIMEOUT
 
 
 class Caller:
@@ -65,15 +68,6 @@ def _parent() -> Any:
     return own.parent
 
 
-def _push(stack: List[Any], sock: Any, depth_limit: int) -> Any:
-    # Opening may have run code that entered this object too (an on_connect hook).
-    if len(stack) >= depth_limit:
-        sock.close()
-        raise RuntimeError(ALREADY_CONNECTED)
-    stack.append(sock)
-    return sock
-
-
 class Kernel:
     """Opens on `with` and closes on exit; each caller keeps its own stack of open sockets.
 
@@ -91,6 +85,16 @@ class Kernel:
         "_stacks",
         "_sweep_at",
         "_last",
+        "_opened",
+        "_reused",
+        "_discarded",
+        "_pool_size",
+        "_idle",
+        "_lent",
+        "_idle_timeout",
+        "_max_lifetime",
+        "_timeout",
+        "_tls_usable",
         "__weakref__",
     )
 
@@ -101,6 +105,14 @@ class Kernel:
         # that another thread never sees one key beside another's stack; the key, being weak,
         # keeps no finished context alive.
         self._last: Tuple[Any, Optional[List[Any]]] = (None, None)
+        self._opened = self._reused = self._discarded = 0
+        # Reuse, set by _set_pool when pool_size > 0.
+        self._pool_size = 0
+        self._idle: List[Tuple[Any, float, float]] = []  # (socket, connected at, idle since)
+        self._lent: Dict[Any, float] = {}  # socket handed out from this pool -> connected at
+        self._idle_timeout = self._max_lifetime = 0.0  # 0.0: none
+        self._timeout: Any = DEFAULT_TIMEOUT
+        self._tls_usable: Optional[Callable[[Any, bool], bool]] = None
 
     def _set_kernel(
         self,
@@ -119,6 +131,24 @@ class Kernel:
         self._factory = factory
         self._open = open
         self._depth_limit = depth_limit
+
+    def _set_pool(
+        self,
+        idle: List[Tuple[Any, float, float]],
+        lent: Dict[Any, float],
+        pool_size: int,
+        idle_timeout: float,
+        max_lifetime: float,
+        timeout: Any,
+        tls_usable: Optional[Callable[[Any, bool], bool]],
+    ) -> None:
+        self._idle = idle
+        self._lent = lent
+        self._pool_size = pool_size
+        self._idle_timeout = idle_timeout
+        self._max_lifetime = max_lifetime
+        self._timeout = timeout
+        self._tls_usable = tls_usable
 
     def _own_stack(self, create: bool) -> Optional[List[Any]]:
         caller = _own_caller()
@@ -150,6 +180,10 @@ class Kernel:
 
     def __enter__(self) -> socket.socket:
         stack = self._reserve_stack()
+        if self._pool_size:
+            reused = self._checkout_for(True)
+            if reused is not None:
+                return self._push(stack, reused[0], reused[1])  # type: ignore[no-any-return]
         if self._open is None:
             sock = self._factory(self._family, self._type, self._proto)
             try:
@@ -159,7 +193,7 @@ class Kernel:
                 raise
         else:
             sock = self._open()  # connected, or closed before its error left
-        return _push(stack, sock, self._depth_limit)  # type: ignore[no-any-return]
+        return self._push(stack, sock, None)  # type: ignore[no-any-return]
 
     def __exit__(
         self,
@@ -169,18 +203,91 @@ class Kernel:
         /,
     ) -> None:
         stack = self._own_stack(False)
-        if not stack:
-            close_elsewhere(self._stacks, _parent(), exc_type)
-            return
-        stack.pop().close()
+        if stack:
+            sock = stack.pop()
+        else:
+            sock = take_elsewhere(self._stacks, _parent(), exc_type)
+        if not self._pool_size or not self._kept(sock, exc_type):
+            sock.close()
 
     def _reserve(self) -> List[Any]:
         """The caller's stack, with room for one more socket (for `async with`)."""
         return self._reserve_stack()
 
-    def _push(self, stack: List[Any], sock: Any) -> Any:
-        """Put a newly opened socket on the stack that _reserve gave."""
-        return _push(stack, sock, self._depth_limit)
+    def _checkout(self) -> Optional[Tuple[Any, float, float]]:
+        """An idle socket made ready for `async with`, as (socket, connected at), or None."""
+        return self._checkout_for(False)
+
+    def _push(self, stack: List[Any], sock: Any, born: Optional[float]) -> Any:
+        """Put a socket on the stack that _reserve gave: reused (born given) or newly opened."""
+        # Opening may have run code that entered this object too (an on_connect hook).
+        if len(stack) >= self._depth_limit:
+            sock.close()
+            raise RuntimeError(ALREADY_CONNECTED)
+        stack.append(sock)
+        if born is None:  # newly opened
+            self._opened += 1
+            if not self._pool_size:
+                return sock
+            born = time.monotonic() if self._max_lifetime else 0.0
+        self._lent[sock] = born
+        return sock
+
+    def _counts(self) -> Tuple[int, int, int]:
+        """(opened, reused, discarded), for stats()."""
+        return self._opened, self._reused, self._discarded
+
+    def _checkout_for(self, blocking: bool) -> Optional[Tuple[Any, float, float]]:
+        """The newest idle socket still usable, as (socket, connected at), or None.
+
+        Older, dead and readable ones met on the way are closed.
+        """
+        now = time.monotonic() if self._idle_timeout or self._max_lifetime else 0.0
+        while self._idle:
+            try:
+                entry = self._idle.pop()
+            except IndexError:  # another thread took the last one
+                return None
+            sock = entry[0]
+            if self._expired(entry[1], entry[2], now) or not self._usable(sock):
+                self._discarded += 1
+                sock.close()
+                continue
+            # As if newly opened for this mode: blocking with the configured timeout, or not.
+            timeout = self._timeout if blocking else 0.0
+            if timeout is DEFAULT_TIMEOUT:
+                timeout = socket.getdefaulttimeout()
+            if sock.gettimeout() != timeout:
+                sock.settimeout(timeout)
+            self._reused += 1
+            return entry
+        return None
+
+    def _expired(self, born: float, since: float, now: float) -> bool:
+        return bool(
+            (self._idle_timeout and now - since >= self._idle_timeout)
+            or (self._max_lifetime and now - born >= self._max_lifetime)
+        )
+
+    def _usable(self, sock: Any) -> bool:
+        is_unusable = unusable(sock)
+        if self._tls_usable is not None:
+            return self._tls_usable(sock, is_unusable)
+        return not is_unusable
+
+    def _kept(self, sock: Any, exc_type: Optional[Type[BaseException]]) -> bool:
+        """Whether the socket went back to the idle pool; if not, the caller closes it."""
+        born = self._lent.pop(sock, None)
+        if born is None:  # not lent by this pool: inherited over a fork
+            return False
+        if exc_type is not None or len(self._idle) >= self._pool_size or sock.fileno() < 0:
+            return False
+        now = time.monotonic() if self._idle_timeout or self._max_lifetime else 0.0
+        if self._max_lifetime and now - born >= self._max_lifetime:
+            self._discarded += 1
+            return False
+        self._idle.append((sock, born, now))
+        return True
 
     def _stack(self) -> Optional[List[Any]]:
         """The caller's stack, or None: read, never changed, by the public class."""

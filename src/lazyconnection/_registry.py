@@ -12,10 +12,10 @@ AMBIGUOUS = (
 )
 
 
-def close_elsewhere(
+def take_elsewhere(
     stacks: Dict[Any, List[Any]], parent: Optional[Any], exc_type: Optional[Type[BaseException]]
-) -> None:
-    """`__exit__` in a context that has no socket open: close the one its enter gave out.
+) -> Any:
+    """`__exit__` in a context that has no socket open: take the one its enter gave out.
 
     A generator closed elsewhere (an abandoned async generator that the event loop finalizes
     in a new task, a generator closed from another thread) exits in a context other than
@@ -35,10 +35,9 @@ def close_elsewhere(
         if count > 1 or (key is parent and not closing_generator):
             raise RuntimeError(AMBIGUOUS.format(count) if count > 1 else NO_OPEN_CONNECTION)
     try:
-        sock = stack.pop()
+        return stack.pop()  # closed (or kept idle) by the caller, as a normal exit does
     except IndexError:  # its owner closed it meanwhile, in another thread
         raise RuntimeError(NO_OPEN_CONNECTION) from None
-    sock.close()
 
 
 def sweep(stacks: Dict[Any, List[Any]]) -> int:

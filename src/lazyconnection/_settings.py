@@ -41,6 +41,10 @@ class Settings:
     on_connect: Optional[Callable[[Any], Any]] = None
     retries: int = 0
     backoff: float = 0.1
+    # Reuse: how sockets are kept between blocks, not how they are opened.
+    pool_size: int = 0
+    idle_timeout: Optional[float] = None
+    max_lifetime: Optional[float] = None
     # Derived, not given: every option at its default and one family, so that `with` and
     # `async with` may connect inline. Worked out once here, read on every opening.
     plain: bool = dataclasses.field(init=False, repr=False, compare=False, default=False)
@@ -63,6 +67,9 @@ class Settings:
             "on_connect": _callable_or_none("on_connect", self.on_connect),
             "retries": _count("retries", self.retries),
             "backoff": _seconds("backoff", self.backoff),
+            "pool_size": _count("pool_size", self.pool_size),
+            "idle_timeout": _positive_seconds_or_none("idle_timeout", self.idle_timeout),
+            "max_lifetime": _positive_seconds_or_none("max_lifetime", self.max_lifetime),
         }
         checked["server_hostname"] = _server_hostname(
             checked["address"], family, self.ssl_context, self.server_hostname
@@ -70,7 +77,9 @@ class Settings:
         for name, value in checked.items():
             object.__setattr__(self, name, value)
         plain = family != socket.AF_UNSPEC and all(
-            getattr(self, field.name) == field.default for field in OPTION_FIELDS
+            getattr(self, field.name) == field.default
+            for field in OPTION_FIELDS
+            if field.name not in REUSE_OPTIONS
         )
         object.__setattr__(self, "plain", plain)
 
@@ -93,6 +102,8 @@ class Settings:
         }
 
 
+# The options that say how sockets are kept, not how they are opened.
+REUSE_OPTIONS = frozenset({"pool_size", "idle_timeout", "max_lifetime"})
 _GIVEN_FIELDS = tuple(field for field in dataclasses.fields(Settings) if field.init)
 OPTION_FIELDS = _GIVEN_FIELDS[len(POSITIONAL) + 2 :]
 
@@ -160,6 +171,16 @@ def _seconds(name: str, value: Any) -> float:
         raise TypeError(f"{name} must be a number of seconds, not {_type_name(value)}")
     if not 0 <= value < math.inf:  # also refuses NaN
         raise ValueError(f"{name} must be a finite number of seconds, at least 0, not {value}")
+    return float(value)
+
+
+def _positive_seconds_or_none(name: str, value: Any) -> Optional[float]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be None or a number of seconds, not {_type_name(value)}")
+    if not 0 < value < math.inf:  # also refuses NaN
+        raise ValueError(f"{name} must be None or a finite number of seconds above 0, not {value}")
     return float(value)
 
 

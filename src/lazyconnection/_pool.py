@@ -1,0 +1,110 @@
+"""Idle sockets kept for reuse: what both kernels share beyond the checkout and return."""
+
+from __future__ import annotations
+
+import os
+import select
+import weakref
+from typing import Any, Dict, List, Tuple
+
+# (socket, connected at, idle since), as both kernels keep them; times are time.monotonic().
+Idle = Tuple[Any, float, float]
+
+
+class Pool:
+    """The idle sockets of one LazyConnection and the sockets it has handed out.
+
+    The kernel takes and returns sockets itself; this object is what the public class, the
+    collector and a fork see of them.
+    """
+
+    __slots__ = ("idle", "lent", "__weakref__")
+
+    def __init__(self, owner: Any) -> None:
+        self.idle: List[Idle] = []
+        self.lent: Dict[Any, float] = {}  # socket -> connected at: only these come back idle
+        # Once the owner is collected (or at interpreter exit) its idle sockets are closed,
+        # quietly: no ResourceWarning for sockets nobody holds.
+        weakref.finalize(owner, close_all, self.idle)
+        _pools[id(self)] = self
+
+    def close_idle(self) -> int:
+        return close_all(self.idle)
+
+
+def close_all(idle: List[Idle]) -> int:
+    """Close every idle socket; say how many. Safe beside other threads taking them."""
+    count = 0
+    while True:
+        try:
+            sock = idle.pop()[0]
+        except IndexError:
+            return count
+        sock.close()
+        count += 1
+
+
+# Every pool alive in this process, for the child of a fork.
+_pools: "weakref.WeakValueDictionary[int, Pool]" = weakref.WeakValueDictionary()
+
+
+def _forget_inherited() -> None:
+    """In a forked child: never hand out, nor keep, a socket the parent also holds.
+
+    Closing the child's descriptors leaves the parent's connections working (close is not
+    shutdown); the sockets in use at the fork are closed, not kept, when their blocks end.
+    """
+    for pool in list(_pools.values()):
+        close_all(pool.idle)
+        pool.lent.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_inherited)
+
+
+def unusable(sock: Any) -> bool:
+    """Closed, or readable without a request (end of stream, a reset, or bytes nobody asked
+    for): the pure kernel's twin of the compiled poll() check, one syscall, no new descriptor."""
+    try:
+        fd = sock.fileno()
+    except Exception:  # any failure: not to be handed out
+        return True
+    if fd < 0:
+        return True
+    if _poll is None:  # no poll() on this platform; select() is limited to descriptors < 1024
+        return bool(select.select([fd], [], [], 0)[0])
+    checking = _poll()
+    checking.register(fd, select.POLLIN)
+    return bool(checking.poll(0))
+
+
+_poll = getattr(select, "poll", None)
+
+
+def tls_usable(sock: Any, unusable: bool) -> bool:
+    """A TLS socket's check, after poll(): decrypted bytes waiting make it unusable, and a
+    readable one may only hold records that carry no data (TLS 1.3 session tickets).
+
+    Reading to tell them apart is safe: a socket that yields data is discarded anyway.
+    """
+    import ssl
+
+    if sock.pending():
+        return False
+    if not unusable:
+        return True
+    if sock.fileno() < 0:
+        return False
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        sock.recv(1)  # end of stream (b"") or data: unusable either way
+    except ssl.SSLWantReadError:
+        return not sock.pending()  # only records without data were waiting
+    except (OSError, ValueError):
+        return False
+    finally:
+        if sock.fileno() >= 0:
+            sock.settimeout(timeout)
+    return False
