@@ -11,7 +11,7 @@ import ssl
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import pytest
@@ -84,6 +84,23 @@ def sink_address() -> Iterator[tuple[str, int]]:
 
 
 @pytest.fixture(scope="session")
+def misbehaving(tls_pem: Any) -> Iterator[Any]:
+    """`misbehaving(role, tls=False)`: the address of a server on 127.0.0.1 that answers one
+    read and then hangs up, resets, or writes a byte nobody asked for (echo_server.py)."""
+    with ExitStack() as servers:
+        started: dict[tuple[str, bool], Any] = {}
+
+        def address(role: str, tls: bool = False) -> Any:
+            if (role, tls) not in started:
+                pem = str(tls_pem()) if tls else None
+                server = serving(role, "tcp", tls=(pem, pem) if pem else None)
+                started[role, tls] = _address_or_skip(servers.enter_context(server), role)
+            return started[role, tls]
+
+        yield address
+
+
+@pytest.fixture(scope="session")
 def full_backlog_address() -> Iterator[tuple[str, int]]:
     """A listener whose backlog is full and never accepts: a connect to it can only time out."""
     with socket.socket() as listener:
@@ -120,12 +137,23 @@ def tls_ca() -> Any:
 
 
 @pytest.fixture(scope="session")
-def tls_address(tls_ca: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def tls_pem(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Any:
+    """`tls_pem()`: a key and certificate naming localhost and 127.0.0.1, from the test CA."""
+
+    def make() -> Any:
+        pem = tmp_path_factory.getbasetemp() / "server.pem"
+        if not pem.exists():
+            certificate = request.getfixturevalue("tls_ca").issue_cert("localhost", "127.0.0.1")
+            certificate.private_key_and_cert_chain_pem.write_to_path(str(pem))
+        return pem
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tls_address(tls_pem: Any) -> Iterator[Any]:
     """A TLS echo server on 127.0.0.1 whose certificate names localhost and 127.0.0.1."""
-    pem = tmp_path_factory.mktemp("tls") / "server.pem"
-    tls_ca.issue_cert("localhost", "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(
-        str(pem)
-    )
+    pem = tls_pem()
     with serving("echo", "tcp", tls=(str(pem), str(pem))) as address:
         yield _address_or_skip(address, "TLS")
 

@@ -1,10 +1,13 @@
 """Loopback servers run as their own process, so a test counts only its own descriptors and a
 benchmark does not share its interpreter with the server.
 
-Run as ``python echo_server.py echo|sink tcp|tcp6|unix [--path PATH] [--tls CERT KEY]``: it
+Run as ``python echo_server.py ROLE tcp|tcp6|unix [--path PATH] [--tls CERT KEY]``: it
 prints its address as JSON on one line, then serves until its standard input closes or an hour
 has passed. ``echo`` sends back what it reads (over TLS with ``--tls``); ``sink`` accepts and
-closes at once, as fast as it can. Start one from Python with ``serving(...)``.
+closes at once, as fast as it can. Servers that misbehave toward kept connections, each
+answering one read as ``echo`` does first: ``hangup`` then closes, ``reset`` then resets
+(RST), and ``chatty`` then writes one byte nobody asked for (``!``). Start one from Python
+with ``serving(...)``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import asyncio
 import contextlib
 import json
 import socket
+import functools
 import ssl
+import struct
 import subprocess
 import sys
 import threading
@@ -28,6 +33,26 @@ async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         while data := await reader.read(65536):
             writer.write(data)
             await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+
+
+async def _echo_once(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, then: str
+) -> None:
+    try:
+        data = await reader.read(65536)
+        writer.write(data)
+        await writer.drain()
+        if then == "chatty":
+            writer.write(b"!")
+            await writer.drain()
+            await reader.read(65536)  # then quiet until the client closes
+        elif then == "reset":
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     except ConnectionError:
         pass
     finally:
@@ -59,10 +84,12 @@ async def _serve(role: str, listener: socket.socket, tls: ssl.SSLContext | None)
     if role == "sink":
         threading.Thread(target=_sink, args=(listener,), daemon=True).start()
         server = None
-    elif listener.family == getattr(socket, "AF_UNIX", None):
-        server = await asyncio.start_unix_server(_echo, sock=listener, ssl=tls)
     else:
-        server = await asyncio.start_server(_echo, sock=listener, ssl=tls)
+        handler = _echo if role == "echo" else functools.partial(_echo_once, then=role)
+        if listener.family == getattr(socket, "AF_UNIX", None):
+            server = await asyncio.start_unix_server(handler, sock=listener, ssl=tls)
+        else:
+            server = await asyncio.start_server(handler, sock=listener, ssl=tls)
     print(json.dumps(listener.getsockname()), flush=True)
     stdin_closed = loop.run_in_executor(None, sys.stdin.buffer.read)
     await asyncio.wait_for(stdin_closed, LIFETIME_SECONDS)
@@ -91,7 +118,7 @@ def serving(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("role", choices=["echo", "sink"])
+    parser.add_argument("role", choices=["echo", "sink", "hangup", "reset", "chatty"])
     parser.add_argument("kind", choices=["tcp", "tcp6", "unix"])
     parser.add_argument("--path")
     parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))

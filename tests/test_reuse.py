@@ -1,0 +1,286 @@
+"""Reuse of idle sockets (pool_size): handed out again only while usable, never to two holders."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import gc
+import os
+import pickle
+import select
+import socket
+import threading
+import time
+import warnings
+
+import pytest
+from conftest import open_fds
+
+WAIT_SECONDS = 5.0  # the longest any test waits for a server's doing to arrive
+
+
+def _wait_readable(sock: socket.socket) -> None:
+    """Wait until what the server did (a byte, a hang-up, a reset) has reached the socket."""
+    readable, _, _ = select.select([sock], [], [], WAIT_SECONDS)
+    assert readable, "the server's doing never arrived"
+
+
+def test_sequential_blocks_reuse_one_socket(LazyConnection, echo_address, echo, no_leaks):
+    with no_leaks():
+        conn = LazyConnection(echo_address, pool_size=1)
+        with conn as first:
+            assert echo(first, b"one") == b"one"
+        with conn as second:
+            assert second is first
+            assert echo(second, b"two") == b"two"
+        assert conn.stats() == {"opened": 1, "reused": 1, "discarded": 0, "idle": 1}
+        assert conn.close_idle() == 1
+        assert first.fileno() == -1
+
+
+def test_the_default_keeps_nothing(LazyConnection, echo_address, no_leaks):
+    with no_leaks():
+        conn = LazyConnection(echo_address)
+        with conn as first:
+            pass
+        assert first.fileno() == -1
+        with conn as second:
+            assert second is not first
+        assert conn.stats() == {"opened": 2, "reused": 0, "discarded": 0, "idle": 0}
+        assert conn.close_idle() == 0
+
+
+def test_nested_blocks_get_distinct_sockets_and_both_are_kept(
+    LazyConnection, echo_address, no_leaks
+):
+    with no_leaks():
+        conn = LazyConnection(echo_address, pool_size=2)
+        with conn as outer, conn as inner:
+            assert outer is not inner
+        assert conn.stats()["idle"] == 2
+        with conn as again_outer, conn as again_inner:
+            assert {again_outer, again_inner} == {outer, inner}
+            assert again_outer is not again_inner
+        assert conn.stats()["reused"] == 2
+        conn.close_idle()
+
+
+def test_the_newest_idle_socket_is_handed_out_first(LazyConnection, echo_address, no_leaks):
+    with no_leaks():
+        conn = LazyConnection(echo_address, pool_size=2)
+        with conn as outer, conn as inner:
+            pass  # inner is returned first, outer last: outer is the newest idle
+        with conn as first:
+            assert first is outer
+        conn.close_idle()
+
+
+def test_pool_size_bounds_what_is_kept(LazyConnection, echo_address, no_leaks):
+    with no_leaks():
+        conn = LazyConnection(echo_address, pool_size=2)
+        with conn as a, conn as b, conn as c:
+            pass
+        assert conn.stats()["idle"] == 2
+        assert a.fileno() == -1  # returned last, when two were already idle
+        assert b.fileno() != -1 and c.fileno() != -1
+        assert conn.close_idle() == 2
+
+
+def test_a_body_that_raises_discards_its_socket(LazyConnection, echo_address, no_leaks):
+    with no_leaks():
+        conn = LazyConnection(echo_address, pool_size=1)
+        with pytest.raises(KeyboardInterrupt):
+            with conn as sock:
+                raise KeyboardInterrupt
+        assert sock.fileno() == -1
+        assert conn.stats()["idle"] == 0
+
+
+def test_a_body_that_closes_its_socket_is_not_kept(LazyConnection, echo_address, no_leaks):
+    with no_leaks():
+        conn = LazyConnection(echo_address, pool_size=1)
+        with conn as sock:
+            sock.close()
+        assert conn.stats()["idle"] == 0
+        with conn as fresh:
+            assert fresh is not sock and fresh.fileno() != -1
+        conn.close_idle()
+
+
+@pytest.mark.parametrize("role", ["hangup", "reset"])
+def test_sockets_the_server_closed_are_discarded_not_handed_out(
+    LazyConnection, misbehaving, echo, role, no_leaks
+):
+    cycles = 200
+    address = misbehaving(role)  # started outside: its pipes are not the test's descriptors
+    with no_leaks():
+        conn = LazyConnection(address, pool_size=1)
+        for _ in range(cycles):
+            with conn as sock:
+                assert echo(sock, b"ping") == b"ping"  # any error fails the test
+            _wait_readable(sock)
+        stats = conn.stats()
+        assert stats == {"opened": cycles, "reused": 0, "discarded": cycles - 1, "idle": 1}
+        conn.close_idle()
+
+
+def test_a_socket_with_bytes_nobody_asked_for_is_never_handed_out(
+    LazyConnection, misbehaving, echo, no_leaks
+):
+    address = misbehaving("chatty")
+    with no_leaks():
+        conn = LazyConnection(address, pool_size=1)
+        for _ in range(20):
+            with conn as sock:
+                assert echo(sock, b"ask") == b"ask"
+            _wait_readable(sock)  # the unsolicited byte has arrived
+            with conn as next_sock:
+                assert next_sock is not sock
+                assert sock.fileno() == -1
+            conn.close_idle()
+        assert conn.stats()["discarded"] == 20
+
+
+def test_an_idle_socket_past_idle_timeout_is_discarded(LazyConnection, echo_address, no_leaks):
+    with no_leaks():
+        conn = LazyConnection(echo_address, pool_size=1, idle_timeout=0.05)
+        with conn as first:
+            pass
+        time.sleep(0.1)
+        with conn as second:
+            assert second is not first and first.fileno() == -1
+        assert conn.stats()["discarded"] == 1
+        conn.close_idle()
+
+
+def test_an_idle_socket_within_idle_timeout_is_reused(LazyConnection, echo_address, no_leaks):
+    with no_leaks():
+        conn = LazyConnection(echo_address, pool_size=1, idle_timeout=60.0)
+        with conn as first:
+            pass
+        with conn as second:
+            assert second is first
+        conn.close_idle()
+
+
+def test_a_socket_past_max_lifetime_in_use_is_closed_at_exit(
+    LazyConnection, echo_address, no_leaks
+):
+    with no_leaks():
+        conn = LazyConnection(echo_address, pool_size=1, max_lifetime=0.05)
+        with conn as sock:
+            time.sleep(0.1)
+        assert sock.fileno() == -1
+        assert conn.stats() == {"opened": 1, "reused": 0, "discarded": 1, "idle": 0}
+
+
+def test_a_socket_past_max_lifetime_while_idle_is_not_handed_out(
+    LazyConnection, echo_address, no_leaks
+):
+    with no_leaks():
+        conn = LazyConnection(echo_address, pool_size=1, max_lifetime=0.2)
+        with conn as first:
+            pass
+        time.sleep(0.3)
+        with conn as second:
+            assert second is not first and first.fileno() == -1
+        assert conn.stats()["discarded"] == 1
+        conn.close_idle()
+
+
+def test_max_lifetime_counts_from_the_connect_not_from_the_last_use(
+    LazyConnection, echo_address, no_leaks
+):
+    with no_leaks():
+        conn = LazyConnection(echo_address, pool_size=1, max_lifetime=0.3)
+        with conn as first:
+            pass
+        deadline = time.monotonic() + 0.5
+        reused = 0
+        while time.monotonic() < deadline:  # used again and again, but born once
+            with conn as sock:
+                reused += sock is first
+            time.sleep(0.01)
+        assert first.fileno() == -1 and 0 < reused
+        conn.close_idle()
+
+
+def test_threads_share_the_pool_without_holding_a_socket_twice(
+    LazyConnection, echo_address, echo, no_leaks
+):
+    threads, cycles = 8, 60
+    held: set[int] = set()
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def work(number: int) -> None:
+        try:
+            for cycle in range(cycles):
+                with conn as sock:
+                    with lock:
+                        assert id(sock) not in held, "a socket handed to two holders"
+                        held.add(id(sock))
+                    payload = f"{number}:{cycle};".encode()
+                    assert echo(sock, payload) == payload  # no reply meant for another
+                    with lock:
+                        held.discard(id(sock))
+        except BaseException as error:  # reported below, in the test's thread
+            errors.append(error)
+
+    with no_leaks():
+        conn = LazyConnection(echo_address, pool_size=4)
+        workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+        assert not any(worker.is_alive() for worker in workers)
+        assert errors == []
+        stats = conn.stats()
+        assert stats["opened"] + stats["reused"] == threads * cycles
+        assert stats["reused"] > 0 and stats["idle"] <= 4
+        conn.close_idle()
+
+
+def _child_checks(conn, in_use_at_fork, echo) -> int:
+    """In the forked child: which check failed (0: none)."""
+    if conn.stats()["idle"] != 0:
+        return 2  # an inherited idle socket could still be handed out
+    conn.__exit__(None, None, None)
+    if conn.stats()["idle"] != 0 or in_use_at_fork.fileno() != -1:
+        return 3  # the socket in use at the fork was kept, not closed
+    with conn as sock:
+        if conn.stats()["opened"] != 3 or echo(sock, b"child") != b"child":
+            return 4
+    return 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_opens_its_own_and_leaves_the_parents_working(
+    LazyConnection, echo_address, echo, no_leaks
+):
+    with no_leaks():
+        conn = LazyConnection(echo_address, pool_size=2)
+        with conn as idle_at_fork:
+            pass
+        in_use_at_fork = conn.__enter__()
+        assert in_use_at_fork is idle_at_fork
+        with conn as other:
+            pass
+        with warnings.catch_warnings():  # 3.12 warns when a threaded process forks
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # the child reports by exit status and never returns into pytest
+            status = 1
+            try:
+                status = _child_checks(conn, in_use_at_fork, echo)
+            finally:
+                os._exit(status)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        conn.__exit__(None, None, None)
+        # The child closed its copies only: the parent's connections still work.
+        with conn as first, conn as second:
+            assert {first, second} == {in_use_at_fork, other}
+            assert echo(first, b"one") == b"one" and echo(second, b"two") == b"two"
+        conn.close_idle()
