@@ -39,9 +39,7 @@ async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
-async def _echo_once(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, then: str
-) -> None:
+async def _echo_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, then: str) -> None:
     try:
         data = await reader.read(65536)
         writer.write(data)

@@ -284,3 +284,162 @@ def test_a_forked_child_opens_its_own_and_leaves_the_parents_working(
             assert {first, second} == {in_use_at_fork, other}
             assert echo(first, b"one") == b"one" and echo(second, b"two") == b"two"
         conn.close_idle()
+
+
+def test_async_with_reuses_and_hands_out_non_blocking(
+    LazyConnection, echo_address, async_echo, no_leaks
+):
+    async def main() -> None:
+        conn = LazyConnection(echo_address, pool_size=1)
+        async with conn as first:
+            assert await async_echo(first, b"one") == b"one"
+        async with conn as second:
+            assert second is first and second.gettimeout() == 0.0
+            assert await async_echo(second, b"two") == b"two"
+        assert conn.stats()["reused"] == 1
+        conn.close_idle()
+
+    with no_leaks():
+        asyncio.run(main())
+
+
+def test_a_socket_changes_mode_between_with_and_async_with(LazyConnection, echo_address, no_leaks):
+    async def in_async_with(conn) -> socket.socket:
+        async with conn as sock:
+            assert sock.gettimeout() == 0.0
+            return sock
+
+    with no_leaks():
+        conn = LazyConnection(echo_address, pool_size=1, timeout=5.0)
+        with conn as first:
+            assert first.gettimeout() == 5.0
+        assert asyncio.run(in_async_with(conn)) is first
+        with conn as again:
+            assert again is first and again.gettimeout() == 5.0
+        conn.close_idle()
+
+
+def test_a_body_that_changes_the_timeout_does_not_pass_it_on(
+    LazyConnection, echo_address, no_leaks
+):
+    with no_leaks():
+        conn = LazyConnection(echo_address, pool_size=1)
+        with conn as first:
+            first.settimeout(0.5)
+        with conn as second:
+            assert second is first and second.gettimeout() == socket.getdefaulttimeout()
+        conn.close_idle()
+
+
+def test_tls_sockets_are_reused(LazyConnection, tls_address, trusting_context, echo, no_leaks):
+    with no_leaks():
+        conn = LazyConnection(tls_address, pool_size=1, ssl_context=trusting_context)
+        with conn as first:
+            pass  # no I/O: records the server sent after the handshake wait unread
+        time.sleep(0.05)  # let them arrive: they carry no data and must not discard the socket
+        with conn as second:
+            assert second is first
+            assert echo(second, b"tls") == b"tls"
+        assert conn.stats() == {"opened": 1, "reused": 1, "discarded": 0, "idle": 1}
+        conn.close_idle()
+
+
+def test_a_tls_socket_with_decrypted_bytes_left_unread_is_not_handed_out(
+    LazyConnection, tls_address, trusting_context, no_leaks
+):
+    with no_leaks():
+        conn = LazyConnection(tls_address, pool_size=1, ssl_context=trusting_context)
+        with conn as first:
+            first.sendall(b"ab")
+            assert first.recv(1) == b"a"  # the record is decrypted whole: b"b" waits in TLS
+            assert first.pending() == 1
+        with conn as second:
+            assert second is not first and first.fileno() == -1
+        conn.close_idle()
+
+
+@pytest.mark.parametrize("role", ["hangup", "chatty"])
+def test_a_dead_or_chatty_tls_socket_is_replaced(
+    LazyConnection, misbehaving, trusting_context, echo, role, no_leaks
+):
+    address = misbehaving(role, tls=True)
+    with no_leaks():
+        conn = LazyConnection(address, pool_size=1, ssl_context=trusting_context)
+        for _ in range(5):
+            with conn as sock:
+                assert echo(sock, b"tls") == b"tls"
+            _wait_readable(sock)
+            with conn as fresh:
+                assert fresh is not sock and sock.fileno() == -1
+                assert echo(fresh, b"again") == b"again"
+            _wait_readable(fresh)
+        assert conn.stats()["reused"] == 0
+        conn.close_idle()
+
+
+def test_an_object_collected_with_idle_sockets_closes_them_quietly(
+    LazyConnection, echo_address, no_leaks
+):
+    with no_leaks():  # no ResourceWarning, every descriptor closed
+        conn = LazyConnection(echo_address, pool_size=2)
+        with conn as first, conn as second:
+            pass
+        del conn
+        gc.collect()
+        assert first.fileno() == -1 and second.fileno() == -1
+
+
+def test_copies_and_pickles_carry_the_pool_settings_never_sockets(
+    LazyConnection, echo_address, no_leaks
+):
+    with no_leaks():
+        conn = LazyConnection(echo_address, pool_size=3, idle_timeout=2.0, max_lifetime=9.0)
+        with conn:
+            pass
+        for twin in (copy.copy(conn), copy.deepcopy(conn), pickle.loads(pickle.dumps(conn))):
+            assert type(twin) is type(conn)
+            assert {
+                key: twin.options[key] for key in ("pool_size", "idle_timeout", "max_lifetime")
+            } == {
+                "pool_size": 3,
+                "idle_timeout": 2.0,
+                "max_lifetime": 9.0,
+            }
+            assert twin.stats() == {"opened": 0, "reused": 0, "discarded": 0, "idle": 0}
+        conn.close_idle()
+
+
+def test_repr_shows_the_idle_count_when_pooling(LazyConnection, echo_address, no_leaks):
+    with no_leaks():
+        conn = LazyConnection(echo_address, pool_size=1)
+        assert "idle=0" in repr(conn)
+        with conn:
+            pass
+        assert repr(conn).endswith("open=0 idle=1>")
+        assert "idle" not in repr(LazyConnection(echo_address))
+        conn.close_idle()
+
+
+@pytest.mark.parametrize(
+    "name, value, error, message",
+    [
+        ("pool_size", -1, ValueError, "pool_size must not be negative"),
+        ("pool_size", True, TypeError, "pool_size must be an integer, not bool"),
+        ("pool_size", 1.5, TypeError, "pool_size must be an integer, not float"),
+        ("pool_size", "2", TypeError, "pool_size must be an integer, not str"),
+        ("idle_timeout", 0, ValueError, "idle_timeout must be None or a finite number"),
+        ("idle_timeout", -1.0, ValueError, "idle_timeout must be None or a finite number"),
+        ("idle_timeout", float("nan"), ValueError, "idle_timeout must be None or a finite"),
+        ("idle_timeout", float("inf"), ValueError, "idle_timeout must be None or a finite"),
+        ("idle_timeout", "1", TypeError, "idle_timeout must be None or a number of seconds"),
+        ("idle_timeout", True, TypeError, "idle_timeout must be None or a number of seconds"),
+        ("max_lifetime", 0.0, ValueError, "max_lifetime must be None or a finite number"),
+        ("max_lifetime", -5, ValueError, "max_lifetime must be None or a finite number"),
+        ("max_lifetime", [], TypeError, "max_lifetime must be None or a number of seconds"),
+    ],
+)
+def test_bad_pool_settings_are_refused_at_construction(
+    LazyConnection, echo_address, name, value, error, message
+):
+    with pytest.raises(error, match=message):
+        LazyConnection(echo_address, **{name: value})
