@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import socket
-import functools
 import ssl
 import struct
 import subprocess

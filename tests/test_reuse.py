@@ -14,7 +14,6 @@ import time
 import warnings
 
 import pytest
-from conftest import open_fds
 
 WAIT_SECONDS = 5.0  # the longest any test waits for a server's doing to arrive
 
@@ -68,8 +67,8 @@ def test_nested_blocks_get_distinct_sockets_and_both_are_kept(
 def test_the_newest_idle_socket_is_handed_out_first(LazyConnection, echo_address, no_leaks):
     with no_leaks():
         conn = LazyConnection(echo_address, pool_size=2)
-        with conn as outer, conn as inner:
-            pass  # inner is returned first, outer last: outer is the newest idle
+        with conn as outer, conn:
+            pass  # the inner socket is returned first, outer last: outer is the newest idle
         with conn as first:
             assert first is outer
         conn.close_idle()

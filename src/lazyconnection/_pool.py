@@ -45,7 +45,7 @@ def close_all(idle: List[Idle]) -> int:
 
 
 # Every pool alive in this process, for the child of a fork.
-_pools: "weakref.WeakValueDictionary[int, Pool]" = weakref.WeakValueDictionary()
+_pools: weakref.WeakValueDictionary[int, Pool] = weakref.WeakValueDictionary()
 
 
 def _forget_inherited() -> None:
