@@ -120,6 +120,8 @@ class _Twin:
             "in contexts": [context.run(indices) for context in self.contexts],
             "in the task": self.task.run(indices_in_task),
             "closed": [sock.fileno() == -1 for sock in self.made],
+            "timeouts": [sock.gettimeout() for sock in self.made if sock.fileno() != -1],
+            "stats": conn.stats(),
         }
 
     def close(self):
@@ -141,7 +143,7 @@ def _machine(compiled_class, servers):
 
         @initialize(
             config=st.fixed_dictionaries(
-                {"hook": st.booleans()},
+                {"hook": st.booleans(), "pool_size": st.sampled_from([0, 1, 2])},
                 optional={
                     "max_depth": st.sampled_from([None, 1, 2, 5]),
                     "timeout": st.sampled_from([None, 5.0]),
@@ -226,6 +228,18 @@ def _machine(compiled_class, servers):
 
             self.each(None, step)
 
+        @rule()
+        def close_idle(self):
+            self.each(None, lambda twin: twin.outcome(twin.conn.close_idle))
+
+        @rule()
+        def body_closes_its_socket(self):
+            def step(twin):
+                if twin.conn.sock is not None:
+                    twin.conn.sock.close()
+
+            self.each(None, step)
+
         @rule(context=st.integers(0, CONTEXTS - 1))
         def end_a_context(self, context):
             """The context goes (its stack is left behind) and a new one takes its place."""
@@ -250,5 +264,5 @@ def test_compiled_and_pure_python_observe_the_same(
 ):
     machine = _machine(compiled_class, (echo_address, refused_address, redirected))
     run_state_machine_as_test(
-        machine, settings=settings(max_examples=80, stateful_step_count=30, deadline=None)
+        machine, settings=settings(max_examples=300, stateful_step_count=30, deadline=None)
     )
