@@ -75,6 +75,7 @@ def _check_still_working(conn, other, outer, other_sock):
     assert len(stack) <= 2 and all(sock.fileno() != -1 for sock in stack)
     with conn as sock:
         assert conn.connections == (*stack, sock)
+        assert sock not in stack  # an idle socket is never also on a stack
     with type(conn)(conn.address, conn.family, **conn.options) as fresh:
         assert fresh.fileno() != -1
     if len(stack) == 2:
@@ -82,9 +83,16 @@ def _check_still_working(conn, other, outer, other_sock):
     assert conn.connections == (outer,)
 
 
-@pytest.mark.parametrize("path", ["plain", "options"])
+PATHS = {
+    "plain": {},
+    "options": {"timeout": 5.0, "socket_options": [(1, 2, 1)]},
+    "pooled": {"pool_size": 2, "max_lifetime": 60.0},
+}
+
+
+@pytest.mark.parametrize("path", PATHS)
 def test_an_interrupt_at_any_bytecode_corrupts_nothing(LazyConnection, echo_address, path):
-    options = {} if path == "plain" else {"timeout": 5.0, "socket_options": [(1, 2, 1)]}
+    options = PATHS[path]
     conn = LazyConnection(echo_address, **options)
     other = LazyConnection(echo_address)
     gc.collect()
@@ -103,10 +111,12 @@ def test_an_interrupt_at_any_bytecode_corrupts_nothing(LazyConnection, echo_addr
                 _check_still_working(conn, other, outer, other_sock)
             else:
                 pytest.fail("the sweep never reached the end of one `with`")
+        assert conn.stats()["idle"] <= 2
+        conn.close_idle()
         gc.collect()
     assert open_fds() == before
     pure = not isinstance(conn, lazyconnection.CLazyConnection or ())
-    if pure or path == "options":  # the compiled plain path runs no Python bytecode at all
+    if pure or path == "options":  # the compiled plain and pooled paths run no bytecode
         assert at > 20, "the tracer saw none of the library's bytecodes"
 
 
@@ -157,8 +167,9 @@ def _soak(cycle_work, cleanup):
 
 
 @pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer")
-def test_random_interrupts_leave_nothing_open(LazyConnection, unix_path, capsys):
-    conn = LazyConnection(unix_path, socket.AF_UNIX)
+@pytest.mark.parametrize("pool_size", [0, 2])
+def test_random_interrupts_leave_nothing_open(LazyConnection, unix_path, pool_size, capsys):
+    conn = LazyConnection(unix_path, socket.AF_UNIX, pool_size=pool_size)
     other = LazyConnection(unix_path, socket.AF_UNIX)
 
     def plain_socket():
@@ -184,12 +195,14 @@ def test_random_interrupts_leave_nothing_open(LazyConnection, unix_path, capsys)
             stuck = []
             lazy_figures = _soak(lazy, lambda: stuck.append(left_on_stack()))
             assert conn.connections == (outer,) and outer.fileno() != -1
+            assert conn.stats()["idle"] <= pool_size
+        conn.close_idle()  # the idle ones, and outer, kept when its block ended
         assert other.connections == (other_sock,) and other_sock.fileno() != -1
     gc.collect()
     assert open_fds() == before
     with capsys.disabled():
         print(
-            f"\n{type(conn).__name__}: {lazy_figures[0]} interrupts, {stuck[0]} left on the"
+            f"\n{type(conn).__name__} (pool_size={pool_size}): {lazy_figures[0]} interrupts, {stuck[0]} left on the"
             f" stack, {lazy_figures[1]} ResourceWarnings; plain socket: {plain[0]} interrupts,"
             f" {plain[1]} ResourceWarnings (pid {os.getpid()})"
         )

@@ -442,3 +442,39 @@ def test_bad_pool_settings_are_refused_at_construction(
 ):
     with pytest.raises(error, match=message):
         LazyConnection(echo_address, **{name: value})
+
+
+def test_an_exit_in_another_thread_returns_the_socket_to_the_pool(
+    LazyConnection, echo_address, no_leaks
+):
+    with no_leaks():
+        conn = LazyConnection(echo_address, pool_size=1)
+        sock = conn.__enter__()
+        exiting = threading.Thread(target=conn.__exit__, args=(None, None, None))
+        exiting.start()
+        exiting.join(WAIT_SECONDS)
+        assert conn.stats()["idle"] == 1 and conn.sock is None
+        with conn as again:
+            assert again is sock
+        conn.close_idle()
+
+
+def test_an_abandoned_generator_closes_its_socket_rather_than_keep_it(
+    LazyConnection, echo_address, no_leaks
+):
+    async def main() -> None:
+        conn = LazyConnection(echo_address, pool_size=1)
+
+        async def generator():
+            async with conn as sock:
+                yield sock
+
+        agen = generator()
+        sock = await agen.__anext__()
+        del agen  # abandoned mid-block: the loop closes it, in a task of its own
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert sock.fileno() == -1 and conn.stats()["idle"] == 0
+
+    with no_leaks():
+        asyncio.run(main())

@@ -167,10 +167,11 @@ cdef class Kernel:
     def __exit__(self, exc_type, exc, tb, /):
         cdef list stack = _own_stack(self, False)
         if stack:
+            born = _unlend(self, stack)
             sock = lazyconnection_pop(stack)
         else:
-            sock = take_elsewhere(self._stacks, _parent(), exc_type)
-        if not self._pool_size or not _kept(self, sock, exc_type):
+            sock, born = take_elsewhere(self._stacks, _parent(), exc_type, self._lent)
+        if born is None or not _kept(self, sock, born, exc_type):
             lazyconnection_sock_close(sock)
 
     def _reserve(self):
@@ -265,13 +266,24 @@ cdef inline bint _usable(Kernel self, sock) except -1:
     return not unusable
 
 
-cdef bint _kept(Kernel self, sock, exc_type) except -1:
-    """Whether the socket went back to the idle pool; if not, the caller closes it."""
+cdef inline object _unlend(Kernel self, list stack):
+    """The innermost socket's time of connect, taken from the lent ones; None if not lent.
+
+    Taken before the socket leaves the stack: a socket in neither place would stay lent.
+    """
+    if not self._pool_size:
+        return None
+    sock = stack[len(stack) - 1]
     cdef PyObject *found = PyDict_GetItem(self._lent, sock)
     if found is NULL:  # not lent by this pool: inherited over a fork
-        return False
-    cdef double born = <double><object>found
+        return None
+    born = <object>found
     PyDict_DelItem(self._lent, sock)
+    return born
+
+
+cdef bint _kept(Kernel self, sock, double born, exc_type) except -1:
+    """Whether the socket went back to the idle pool; if not, the caller closes it."""
     if exc_type is not None or len(self._idle) >= self._pool_size or not lazyconnection_is_open(sock):
         return False
     cdef double now = lazyconnection_now() if self._idle_timeout or self._max_lifetime else 0.0

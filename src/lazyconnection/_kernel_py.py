@@ -108,8 +108,10 @@ class Kernel:
         self._opened = self._reused = self._discarded = 0
         # Reuse, set by _set_pool when pool_size > 0.
         self._pool_size = 0
-        self._idle: List[Tuple[Any, float, float]] = []  # (socket, connected at, idle since)
-        self._lent: Dict[Any, float] = {}  # socket handed out from this pool -> connected at
+        # (socket, connected at, idle since) of every idle socket, newest last
+        self._idle: List[Tuple[Any, float, float]] = None  # type: ignore[assignment]
+        # socket handed out from this pool -> connected at (0.0 if untimed)
+        self._lent: Dict[Any, float] = None  # type: ignore[assignment]
         self._idle_timeout = self._max_lifetime = 0.0  # 0.0: none
         self._timeout: Any = DEFAULT_TIMEOUT
         self._tls_usable: Optional[Callable[[Any, bool], bool]] = None
@@ -204,10 +206,11 @@ class Kernel:
     ) -> None:
         stack = self._own_stack(False)
         if stack:
+            born = self._unlend(stack)
             sock = stack.pop()
         else:
-            sock = take_elsewhere(self._stacks, _parent(), exc_type)
-        if not self._pool_size or not self._kept(sock, exc_type):
+            sock, born = take_elsewhere(self._stacks, _parent(), exc_type, self._lent)
+        if born is None or not self._kept(sock, born, exc_type):
             sock.close()
 
     def _reserve(self) -> List[Any]:
@@ -236,6 +239,10 @@ class Kernel:
     def _counts(self) -> Tuple[int, int, int]:
         """(opened, reused, discarded), for stats()."""
         return self._opened, self._reused, self._discarded
+
+    def _stack(self) -> Optional[List[Any]]:
+        """The caller's stack, or None: read, never changed, by the public class."""
+        return self._own_stack(False)
 
     def _checkout_for(self, blocking: bool) -> Optional[Tuple[Any, float, float]]:
         """The newest idle socket still usable, as (socket, connected at), or None.
@@ -275,11 +282,17 @@ class Kernel:
             return self._tls_usable(sock, is_unusable)
         return not is_unusable
 
-    def _kept(self, sock: Any, exc_type: Optional[Type[BaseException]]) -> bool:
+    def _unlend(self, stack: List[Any]) -> Optional[float]:
+        """The innermost socket's time of connect, taken from the lent ones; None if not lent.
+
+        Taken before the socket leaves the stack: a socket in neither place would stay lent.
+        """
+        if not self._pool_size:
+            return None
+        return self._lent.pop(stack[-1], None)  # None: inherited over a fork
+
+    def _kept(self, sock: Any, born: float, exc_type: Optional[Type[BaseException]]) -> bool:
         """Whether the socket went back to the idle pool; if not, the caller closes it."""
-        born = self._lent.pop(sock, None)
-        if born is None:  # not lent by this pool: inherited over a fork
-            return False
         if exc_type is not None or len(self._idle) >= self._pool_size or sock.fileno() < 0:
             return False
         now = time.monotonic() if self._idle_timeout or self._max_lifetime else 0.0
@@ -288,7 +301,3 @@ class Kernel:
             return False
         self._idle.append((sock, born, now))
         return True
-
-    def _stack(self) -> Optional[List[Any]]:
-        """The caller's stack, or None: read, never changed, by the public class."""
-        return self._own_stack(False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Type
+from typing import Any, Dict, List, Optional, Tuple, Type
 
 ALREADY_CONNECTED = "Already connected"
 NO_OPEN_CONNECTION = "__exit__ called with no open connection in this thread, task or greenlet"
@@ -13,9 +13,15 @@ AMBIGUOUS = (
 
 
 def take_elsewhere(
-    stacks: Dict[Any, List[Any]], parent: Optional[Any], exc_type: Optional[Type[BaseException]]
-) -> Any:
+    stacks: Dict[Any, List[Any]],
+    parent: Optional[Any],
+    exc_type: Optional[Type[BaseException]],
+    lent: Optional[Dict[Any, float]],
+) -> Tuple[Any, Optional[float]]:
     """`__exit__` in a context that has no socket open: take the one its enter gave out.
+
+    Returns it with its time of connect if it was lent from the idle pool (else None), for
+    the caller to close or keep, as a normal exit does.
 
     A generator closed elsewhere (an abandoned async generator that the event loop finalizes
     in a new task, a generator closed from another thread) exits in a context other than
@@ -35,7 +41,8 @@ def take_elsewhere(
         if count > 1 or (key is parent and not closing_generator):
             raise RuntimeError(AMBIGUOUS.format(count) if count > 1 else NO_OPEN_CONNECTION)
     try:
-        return stack.pop()  # closed (or kept idle) by the caller, as a normal exit does
+        born = None if lent is None else lent.pop(stack[-1], None)
+        return stack.pop(), born
     except IndexError:  # its owner closed it meanwhile, in another thread
         raise RuntimeError(NO_OPEN_CONNECTION) from None
 
