@@ -26,7 +26,7 @@ import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from socket import AF_INET, SOCK_DGRAM
-from typing import Dict, Tuple
+from typing import Dict, List, Tuple
 
 from names import COMPILED, EMPTY_LOOP, FLOOR, INLINE, PURE, RECIPE_STACK, RECIPE_THREAD_LOCAL
 
@@ -102,18 +102,23 @@ def _child_loop(candidate: str, sockets: str, stand_ins_dir: str):
 
 def count(python: str, candidate: str, sockets: str, n: int, stand_ins_dir: str) -> int:
     """Instructions callgrind counts for one child process running `n` iterations."""
+    return total([python, __file__, "--child", candidate, sockets, str(n), stand_ins_dir])
+
+
+def total(command: List[str]) -> int:
+    """Instructions callgrind counts for one process running `command`."""
     with tempfile.TemporaryDirectory() as directory:
         out = os.path.join(directory, "callgrind.out")
         subprocess.run(
             [valgrind() or "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-             python, __file__, "--child", candidate, sockets, str(n), stand_ins_dir],
+             *command],
             env={**os.environ, "PYTHONHASHSEED": "0"},
             check=True, capture_output=True, timeout=CHILD_TIMEOUT_SECONDS,
         )  # fmt: skip
         text = pathlib.Path(out).read_text()
     match = re.search(r"^(?:summary|totals): (\d+)", text, flags=re.MULTILINE)
     if not match:
-        raise RuntimeError(f"no instruction total in callgrind's output for {candidate}")
+        raise RuntimeError(f"no instruction total in callgrind's output for {command}")
     return int(match.group(1))
 
 

@@ -23,5 +23,17 @@ NESTING = "nesting (timed, stand-in socket)"
 THREADS = "4 threads, one shared object (real TCP connections)"
 TCP = "connect+close over tcp (end to end)"
 UNIX = "connect+close over unix (end to end)"
+# Reuse of idle sockets (pool_size): our checkout against other libraries' pools.
+REDIS = "redis-py"
+URLLIB3 = "urllib3"
+LIFO_QUEUE = "queue.LifoQueue"
+HELD = "one socket held open"
+PER_WITH = "connect per `with` (compiled, no pool)"
+REUSE_COUNTED = "reuse: checkout+return (instructions, real TCP socket)"
+REUSE_TIMED = "reuse: checkout+return (timed, real TCP socket)"
+REUSE_END_TO_END = "reuse: 1-byte request and reply per `with` (end to end, tcp)"
 MEMORY = "memory"
-GROUPS = [REAL, STAND_IN, TIMED, ASYNC, NESTING, THREADS, TCP, UNIX, MEMORY]
+GROUPS = [
+    *(REAL, STAND_IN, TIMED, ASYNC, NESTING, THREADS, TCP, UNIX),
+    *(REUSE_COUNTED, REUSE_TIMED, REUSE_END_TO_END, MEMORY),
+]

@@ -19,7 +19,7 @@ def _kernel_of(cls: type) -> type:
 
 def test_the_kernels_offer_the_same_methods(compiled_class):
     # The compiled kernel's own helpers are C functions (cdef), invisible from Python.
-    helpers = {"_own_stack", "_reserve_stack", "_checkout_for", "_expired", "_usable"}
+    helpers = {"_own_stack", "_reserve_stack", "_reuse_for", "_expired", "_usable"}
     helpers |= {"_unlend", "_kept"}
     pure = _methods(_kernel_py.Kernel) - helpers
     assert _methods(_kernel_of(compiled_class)) == pure
@@ -27,7 +27,7 @@ def test_the_kernels_offer_the_same_methods(compiled_class):
         "__enter__",
         "__exit__",
         "_reserve",
-        "_checkout",
+        "_reuse",
         "_push",
         "_stack",
         "_counts",

@@ -202,8 +202,9 @@ def test_random_interrupts_leave_nothing_open(LazyConnection, unix_path, pool_si
     assert open_fds() == before
     with capsys.disabled():
         print(
-            f"\n{type(conn).__name__} (pool_size={pool_size}): {lazy_figures[0]} interrupts, {stuck[0]} left on the"
-            f" stack, {lazy_figures[1]} ResourceWarnings; plain socket: {plain[0]} interrupts,"
+            f"\n{type(conn).__name__} (pool_size={pool_size}): {lazy_figures[0]} interrupts,"
+            f" {stuck[0]} left on the stack, {lazy_figures[1]} ResourceWarnings;"
+            f" plain socket: {plain[0]} interrupts,"
             f" {plain[1]} ResourceWarnings (pid {os.getpid()})"
         )
     assert lazy_figures[0] > 0 and plain[0] > 0, "no interrupt landed: the soak tested nothing"

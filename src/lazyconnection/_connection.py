@@ -65,10 +65,11 @@ class _LazyConnection(_Kernel):
         )
         self._pool = None  # type: ignore[misc]  # a slot of each public class
         if settings.pool_size:
-            self._pool = pool = Pool(self)  # type: ignore[misc]
-            self._set_pool(
+            self._pool = pool = Pool(self, timed=settings.max_lifetime is not None)  # type: ignore[misc]
+            pool.stacks = self._set_pool(
                 pool.idle,
                 pool.lent,
+                pool.inherited,
                 settings.pool_size,
                 settings.idle_timeout or 0.0,
                 settings.max_lifetime or 0.0,
@@ -83,11 +84,11 @@ class _LazyConnection(_Kernel):
     async def __aenter__(self) -> socket.socket:
         stack = self._reserve()
         if self._pool is not None:
-            reused = self._checkout()
+            reused = self._reuse(stack)
             if reused is not None:
-                return self._push(stack, reused[0], reused[1])  # type: ignore[no-any-return]
+                return reused  # type: ignore[no-any-return]
         sock = await open_async(self._settings)  # connected, or closed before its error left
-        return self._push(stack, sock, None)  # type: ignore[no-any-return]
+        return self._push(stack, sock)  # type: ignore[no-any-return]
 
     async def __aexit__(
         self,

@@ -11,6 +11,10 @@
    again: at depth 1 that is every `with`. This pop keeps the capacity. */
 static PyObject *lazyconnection_pop(PyObject *list) {
     Py_ssize_t last = PyList_GET_SIZE(list) - 1;
+    if (last < 0) {  /* emptied by another thread: only an exit from another context races */
+        PyErr_SetString(PyExc_IndexError, "pop from empty list");
+        return NULL;
+    }
     PyObject *item = PyList_GET_ITEM(list, last);  /* the list's reference, now ours */
     PyList_SET_ITEM(list, last, NULL);
     Py_SET_SIZE(list, last);

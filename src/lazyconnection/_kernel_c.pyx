@@ -8,9 +8,9 @@ from cpython.object cimport PyObject
 from cpython.weakref cimport PyWeakref_NewRef
 
 from contextvars import ContextVar
-from socket import getdefaulttimeout
+import socket
 
-from ._registry import ALREADY_CONNECTED, sweep, take_elsewhere
+from ._registry import ALREADY_CONNECTED, stack_elsewhere, sweep
 from ._settings import DEFAULT_TIMEOUT
 
 
@@ -51,6 +51,11 @@ cdef class Caller:
         return self.context()
 
 
+# The time of connect of every socket of a pool without max_lifetime: never read.
+cdef object _UNTIMED = 0.0
+# Called on every reuse of a socket in a blocking `with` without a timeout option.
+cdef object _getdefaulttimeout = socket.getdefaulttimeout
+
 # A context copied into a new task or thread carries its creator's caller with it.
 cdef object _callers = ContextVar("lazyconnection", default=None)
 
@@ -85,18 +90,15 @@ cdef object _parent():
     return None if own.parent is None else own.parent()
 
 
-cdef inline object _push(Kernel self, list stack, object sock, object born):
+cdef inline object _push(Kernel self, list stack, object sock):
     # Opening may have run code that entered this object too (an on_connect hook).
     if len(stack) >= self._depth_limit:
         sock.close()
         raise RuntimeError(ALREADY_CONNECTED)
     stack.append(sock)
-    if born is None:  # newly opened
-        self._opened += 1
-        if not self._pool_size:
-            return sock
-        born = lazyconnection_now() if self._max_lifetime else 0.0
-    self._lent[sock] = born
+    self._opened += 1
+    if self._lent is not None:
+        self._lent[sock] = lazyconnection_now()
     return sock
 
 
@@ -119,10 +121,12 @@ cdef class Kernel:
     cdef Py_ssize_t _opened, _reused, _discarded
     # Reuse, set by _set_pool when pool_size > 0.
     cdef Py_ssize_t _pool_size
-    cdef list _idle  # (socket, connected at, idle since) of every idle socket, newest last
-    cdef dict _lent  # socket handed out from this pool -> connected at (0.0 if untimed)
+    cdef list _idle  # the idle sockets, newest last; as (socket, connected at, idle since) if timed
+    cdef dict _lent  # with max_lifetime: socket handed out -> connected at; else None
+    cdef set _inherited  # in a forked child: the sockets in use at the fork, never kept
     cdef double _idle_timeout  # 0.0: none, as for _max_lifetime
     cdef double _max_lifetime
+    cdef bint _timed  # either is set
     cdef object _timeout  # what a reused socket's gettimeout() must say in a blocking `with`
     cdef object _tls_usable  # for TLS sockets, a check beyond poll()
     cdef object __weakref__
@@ -141,36 +145,39 @@ cdef class Kernel:
         self._open = open
         self._depth_limit = depth_limit
 
-    def _set_pool(self, list idle, dict lent, Py_ssize_t pool_size, double idle_timeout,
-                  double max_lifetime, timeout, tls_usable):
+    def _set_pool(self, list idle, dict lent, set inherited, Py_ssize_t pool_size,
+                  double idle_timeout, double max_lifetime, timeout, tls_usable):
+        """Keep idle sockets; returns the stacks, where a fork's child finds those in use."""
         self._idle = idle
         self._lent = lent
+        self._inherited = inherited
         self._pool_size = pool_size
         self._idle_timeout = idle_timeout
         self._max_lifetime = max_lifetime
+        self._timed = idle_timeout or max_lifetime
         self._timeout = timeout
         self._tls_usable = tls_usable
+        return self._stacks
 
     def __enter__(self):
         cdef list stack = _reserve_stack(self)
         if self._pool_size:
-            reused = _checkout(self, True)
-            if reused is not None:
-                return _push(self, stack, reused[0], reused[1])
+            sock = _reuse(self, stack, True)
+            if sock is not None:
+                return sock
         if self._open is None:
             sock = self._factory(self._family, self._type, self._proto)
             lazyconnection_connect_or_close(sock, self._address)
         else:
             sock = self._open()  # connected, or closed before its error left
-        return _push(self, stack, sock, None)
+        return _push(self, stack, sock)
 
     def __exit__(self, exc_type, exc, tb, /):
         cdef list stack = _own_stack(self, False)
-        if stack:
-            born = _unlend(self, stack)
-            sock = lazyconnection_pop(stack)
-        else:
-            sock, born = take_elsewhere(self._stacks, _parent(), exc_type, self._lent)
+        if not stack:
+            stack = stack_elsewhere(self._stacks, _parent(), exc_type)
+        born = _unlend(self, stack) if self._pool_size else None
+        sock = lazyconnection_pop(stack)
         if born is None or not _kept(self, sock, born, exc_type):
             lazyconnection_sock_close(sock)
 
@@ -178,13 +185,14 @@ cdef class Kernel:
         """The caller's stack, with room for one more socket (for `async with`)."""
         return _reserve_stack(self)
 
-    def _checkout(self):
-        """An idle socket made ready for `async with`, as (socket, connected at), or None."""
-        return _checkout(self, False)
+    def _reuse(self, list stack):
+        """Put an idle socket, made ready for `async with`, on the stack that _reserve gave;
+        return it, or None if none is usable."""
+        return _reuse(self, stack, False)
 
-    def _push(self, list stack, sock, born):
-        """Put a socket on the stack that _reserve gave: reused (born given) or newly opened."""
-        return _push(self, stack, sock, born)
+    def _push(self, list stack, sock):
+        """Put a newly opened socket on the stack that _reserve gave."""
+        return _push(self, stack, sock)
 
     def _counts(self):
         """(opened, reused, discarded), for stats()."""
@@ -228,28 +236,35 @@ cdef inline list _reserve_stack(Kernel self):
     return stack
 
 
-cdef tuple _checkout(Kernel self, bint blocking):
-    """The newest idle socket still usable, as (socket, connected at), or None.
+cdef object _reuse(Kernel self, list stack, bint blocking):
+    """Put the newest usable idle socket on the stack and return it; None if there is none.
 
     Older, dead and readable ones met on the way are closed.
     """
-    cdef tuple entry
-    cdef double now = lazyconnection_now() if self._idle_timeout or self._max_lifetime else 0.0
+    cdef double now = lazyconnection_now() if self._timed else 0.0
+    cdef double born = 0.0
+    cdef bint expired = False
     while self._idle:
-        entry = <tuple>lazyconnection_pop(self._idle)
-        sock = entry[0]
-        if _expired(self, <double>entry[1], <double>entry[2], now) or not _usable(self, sock):
+        sock = lazyconnection_pop(self._idle)
+        if self._timed:
+            entry = <tuple>sock
+            sock, born = entry[0], entry[1]
+            expired = _expired(self, born, entry[2], now)
+        if expired or not _usable(self, sock):
             self._discarded += 1
             lazyconnection_sock_close(sock)
             continue
         # As if newly opened for this mode: blocking with the configured timeout, or not.
         timeout = self._timeout if blocking else 0.0
         if timeout is DEFAULT_TIMEOUT:
-            timeout = getdefaulttimeout()
+            timeout = _getdefaulttimeout()
         if lazyconnection_gettimeout(sock) != timeout:
             lazyconnection_settimeout(sock, timeout)
         self._reused += 1
-        return entry
+        stack.append(sock)
+        if self._lent is not None:
+            self._lent[sock] = born
+        return sock
     return None
 
 
@@ -267,15 +282,20 @@ cdef inline bint _usable(Kernel self, sock) except -1:
 
 
 cdef inline object _unlend(Kernel self, list stack):
-    """The innermost socket's time of connect, taken from the lent ones; None if not lent.
+    """The innermost socket's time of connect if it may be kept (0.0 when untimed), or None.
 
-    Taken before the socket leaves the stack: a socket in neither place would stay lent.
+    Taken while the socket is still on its stack: one in neither place would stay lent.
     """
-    if not self._pool_size:
+    if not stack:  # emptied by another thread: the pop that follows says so
         return None
     sock = stack[len(stack) - 1]
+    if self._inherited and sock in self._inherited:
+        self._inherited.discard(sock)
+        return None
+    if self._lent is None:
+        return _UNTIMED
     cdef PyObject *found = PyDict_GetItem(self._lent, sock)
-    if found is NULL:  # not lent by this pool: inherited over a fork
+    if found is NULL:  # not lent since a fork
         return None
     born = <object>found
     PyDict_DelItem(self._lent, sock)
@@ -284,9 +304,14 @@ cdef inline object _unlend(Kernel self, list stack):
 
 cdef bint _kept(Kernel self, sock, double born, exc_type) except -1:
     """Whether the socket went back to the idle pool; if not, the caller closes it."""
-    if exc_type is not None or len(self._idle) >= self._pool_size or not lazyconnection_is_open(sock):
+    if exc_type is not None or len(self._idle) >= self._pool_size:
         return False
-    cdef double now = lazyconnection_now() if self._idle_timeout or self._max_lifetime else 0.0
+    if not lazyconnection_is_open(sock):  # the body closed it
+        return False
+    if not self._timed:
+        self._idle.append(sock)
+        return True
+    cdef double now = lazyconnection_now()
     if self._max_lifetime and now - born >= self._max_lifetime:
         self._discarded += 1
         return False

@@ -8,10 +8,10 @@ import weakref
 from contextvars import ContextVar, Token
 from threading import get_ident
 from types import TracebackType
-from typing import Any, Callable, Dict, List, Optional, Tuple, Type
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Type
 
 from ._pool import unusable
-from ._registry import ALREADY_CONNECTED, sweep, take_elsewhere
+from ._registry import ALREADY_CONNECTED, stack_elsewhere, sweep
 from ._settings import DEFAULT_TIMEOUT
 
 
@@ -91,8 +91,10 @@ class Kernel:
         "_pool_size",
         "_idle",
         "_lent",
+        "_inherited",
         "_idle_timeout",
         "_max_lifetime",
+        "_timed",
         "_timeout",
         "_tls_usable",
         "__weakref__",
@@ -108,11 +110,14 @@ class Kernel:
         self._opened = self._reused = self._discarded = 0
         # Reuse, set by _set_pool when pool_size > 0.
         self._pool_size = 0
-        # (socket, connected at, idle since) of every idle socket, newest last
-        self._idle: List[Tuple[Any, float, float]] = None  # type: ignore[assignment]
-        # socket handed out from this pool -> connected at (0.0 if untimed)
-        self._lent: Dict[Any, float] = None  # type: ignore[assignment]
+        # the idle sockets, newest last; as (socket, connected at, idle since) if timed
+        self._idle: List[Any] = None  # type: ignore[assignment]
+        # with max_lifetime: socket handed out -> connected at; else None
+        self._lent: Optional[Dict[Any, float]] = None
+        # in a forked child: the sockets in use at the fork, never kept
+        self._inherited: Set[Any] = None  # type: ignore[assignment]
         self._idle_timeout = self._max_lifetime = 0.0  # 0.0: none
+        self._timed = False  # either is set
         self._timeout: Any = DEFAULT_TIMEOUT
         self._tls_usable: Optional[Callable[[Any, bool], bool]] = None
 
@@ -136,21 +141,26 @@ class Kernel:
 
     def _set_pool(
         self,
-        idle: List[Tuple[Any, float, float]],
-        lent: Dict[Any, float],
+        idle: List[Any],
+        lent: Optional[Dict[Any, float]],
+        inherited: Set[Any],
         pool_size: int,
         idle_timeout: float,
         max_lifetime: float,
         timeout: Any,
         tls_usable: Optional[Callable[[Any, bool], bool]],
-    ) -> None:
+    ) -> Dict[Any, List[Any]]:
+        """Keep idle sockets; returns the stacks, where a fork's child finds those in use."""
         self._idle = idle
         self._lent = lent
+        self._inherited = inherited
         self._pool_size = pool_size
         self._idle_timeout = idle_timeout
         self._max_lifetime = max_lifetime
+        self._timed = bool(idle_timeout or max_lifetime)
         self._timeout = timeout
         self._tls_usable = tls_usable
+        return self._stacks
 
     def _own_stack(self, create: bool) -> Optional[List[Any]]:
         caller = _own_caller()
@@ -183,9 +193,9 @@ class Kernel:
     def __enter__(self) -> socket.socket:
         stack = self._reserve_stack()
         if self._pool_size:
-            reused = self._checkout_for(True)
-            if reused is not None:
-                return self._push(stack, reused[0], reused[1])  # type: ignore[no-any-return]
+            sock = self._reuse_for(stack, True)
+            if sock is not None:
+                return sock  # type: ignore[no-any-return]
         if self._open is None:
             sock = self._factory(self._family, self._type, self._proto)
             try:
@@ -195,7 +205,7 @@ class Kernel:
                 raise
         else:
             sock = self._open()  # connected, or closed before its error left
-        return self._push(stack, sock, None)  # type: ignore[no-any-return]
+        return self._push(stack, sock)  # type: ignore[no-any-return]
 
     def __exit__(
         self,
@@ -205,11 +215,10 @@ class Kernel:
         /,
     ) -> None:
         stack = self._own_stack(False)
-        if stack:
-            born = self._unlend(stack)
-            sock = stack.pop()
-        else:
-            sock, born = take_elsewhere(self._stacks, _parent(), exc_type, self._lent)
+        if not stack:
+            stack = stack_elsewhere(self._stacks, _parent(), exc_type)
+        born = self._unlend(stack) if self._pool_size else None
+        sock = stack.pop()
         if born is None or not self._kept(sock, born, exc_type):
             sock.close()
 
@@ -217,23 +226,21 @@ class Kernel:
         """The caller's stack, with room for one more socket (for `async with`)."""
         return self._reserve_stack()
 
-    def _checkout(self) -> Optional[Tuple[Any, float, float]]:
-        """An idle socket made ready for `async with`, as (socket, connected at), or None."""
-        return self._checkout_for(False)
+    def _reuse(self, stack: List[Any]) -> Any:
+        """Put an idle socket, made ready for `async with`, on the stack that _reserve gave;
+        return it, or None if none is usable."""
+        return self._reuse_for(stack, False)
 
-    def _push(self, stack: List[Any], sock: Any, born: Optional[float]) -> Any:
-        """Put a socket on the stack that _reserve gave: reused (born given) or newly opened."""
+    def _push(self, stack: List[Any], sock: Any) -> Any:
+        """Put a newly opened socket on the stack that _reserve gave."""
         # Opening may have run code that entered this object too (an on_connect hook).
         if len(stack) >= self._depth_limit:
             sock.close()
             raise RuntimeError(ALREADY_CONNECTED)
         stack.append(sock)
-        if born is None:  # newly opened
-            self._opened += 1
-            if not self._pool_size:
-                return sock
-            born = time.monotonic() if self._max_lifetime else 0.0
-        self._lent[sock] = born
+        self._opened += 1
+        if self._lent is not None:
+            self._lent[sock] = time.monotonic()
         return sock
 
     def _counts(self) -> Tuple[int, int, int]:
@@ -244,19 +251,24 @@ class Kernel:
         """The caller's stack, or None: read, never changed, by the public class."""
         return self._own_stack(False)
 
-    def _checkout_for(self, blocking: bool) -> Optional[Tuple[Any, float, float]]:
-        """The newest idle socket still usable, as (socket, connected at), or None.
+    def _reuse_for(self, stack: List[Any], blocking: bool) -> Any:
+        """Put the newest usable idle socket on the stack and return it; None if there is none.
 
         Older, dead and readable ones met on the way are closed.
         """
-        now = time.monotonic() if self._idle_timeout or self._max_lifetime else 0.0
+        now = time.monotonic() if self._timed else 0.0
+        born = 0.0
+        expired = False
         while self._idle:
             try:
-                entry = self._idle.pop()
+                sock = self._idle.pop()
             except IndexError:  # another thread took the last one
                 return None
-            sock = entry[0]
-            if self._expired(entry[1], entry[2], now) or not self._usable(sock):
+            if self._timed:
+                entry = sock
+                sock, born = entry[0], entry[1]
+                expired = self._expired(born, entry[2], now)
+            if expired or not self._usable(sock):
                 self._discarded += 1
                 sock.close()
                 continue
@@ -267,7 +279,10 @@ class Kernel:
             if sock.gettimeout() != timeout:
                 sock.settimeout(timeout)
             self._reused += 1
-            return entry
+            stack.append(sock)
+            if self._lent is not None:
+                self._lent[sock] = born
+            return sock
         return None
 
     def _expired(self, born: float, since: float, now: float) -> bool:
@@ -283,19 +298,30 @@ class Kernel:
         return not is_unusable
 
     def _unlend(self, stack: List[Any]) -> Optional[float]:
-        """The innermost socket's time of connect, taken from the lent ones; None if not lent.
+        """The innermost socket's time of connect if it may be kept (0.0 when untimed), or None.
 
-        Taken before the socket leaves the stack: a socket in neither place would stay lent.
+        Taken while the socket is still on its stack: one in neither place would stay lent.
         """
-        if not self._pool_size:
+        if not stack:  # emptied by another thread: the pop that follows says so
             return None
-        return self._lent.pop(stack[-1], None)  # None: inherited over a fork
+        sock = stack[-1]
+        if self._inherited and sock in self._inherited:
+            self._inherited.discard(sock)
+            return None
+        if self._lent is None:
+            return 0.0
+        return self._lent.pop(sock, None)  # None: not lent since a fork
 
     def _kept(self, sock: Any, born: float, exc_type: Optional[Type[BaseException]]) -> bool:
         """Whether the socket went back to the idle pool; if not, the caller closes it."""
-        if exc_type is not None or len(self._idle) >= self._pool_size or sock.fileno() < 0:
+        if exc_type is not None or len(self._idle) >= self._pool_size:
             return False
-        now = time.monotonic() if self._idle_timeout or self._max_lifetime else 0.0
+        if sock.fileno() < 0:  # the body closed it
+            return False
+        if not self._timed:
+            self._idle.append(sock)
+            return True
+        now = time.monotonic()
         if self._max_lifetime and now - born >= self._max_lifetime:
             self._discarded += 1
             return False

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import select
 import weakref
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
-# (socket, connected at, idle since), as both kernels keep them; times are time.monotonic().
-Idle = Tuple[Any, float, float]
+# A socket, or (socket, connected at, idle since) when the pool has idle_timeout or
+# max_lifetime, as both kernels keep them; times are time.monotonic().
+Idle = Union[Any, Tuple[Any, float, float]]
 
 
 class Pool:
@@ -18,11 +19,14 @@ class Pool:
     collector and a fork see of them.
     """
 
-    __slots__ = ("idle", "lent", "__weakref__")
+    __slots__ = ("idle", "lent", "inherited", "stacks", "__weakref__")
 
-    def __init__(self, owner: Any) -> None:
+    def __init__(self, owner: Any, timed: bool) -> None:
         self.idle: List[Idle] = []
-        self.lent: Dict[Any, float] = {}  # socket -> connected at: only these come back idle
+        # With max_lifetime, each socket handed out -> its time of connect.
+        self.lent: Optional[Dict[Any, float]] = {} if timed else None
+        self.inherited: Set[Any] = set()  # in a forked child: the sockets in use at the fork
+        self.stacks: Dict[Any, List[Any]] = {}  # the owner's, once it has been set up
         # Once the owner is collected (or at interpreter exit) its idle sockets are closed,
         # quietly: no ResourceWarning for sockets nobody holds.
         weakref.finalize(owner, close_all, self.idle)
@@ -37,9 +41,10 @@ def close_all(idle: List[Idle]) -> int:
     count = 0
     while True:
         try:
-            sock = idle.pop()[0]
+            entry = idle.pop()
         except IndexError:
             return count
+        sock: Any = entry[0] if type(entry) is tuple else entry
         sock.close()
         count += 1
 
@@ -56,7 +61,9 @@ def _forget_inherited() -> None:
     """
     for pool in list(_pools.values()):
         close_all(pool.idle)
-        pool.lent.clear()
+        if pool.lent is not None:
+            pool.lent.clear()
+        pool.inherited.update(sock for stack in list(pool.stacks.values()) for sock in stack)
 
 
 if hasattr(os, "register_at_fork"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple, Type
+from typing import Any, Dict, List, Optional, Type
 
 ALREADY_CONNECTED = "Already connected"
 NO_OPEN_CONNECTION = "__exit__ called with no open connection in this thread, task or greenlet"
@@ -12,16 +12,11 @@ AMBIGUOUS = (
 )
 
 
-def take_elsewhere(
-    stacks: Dict[Any, List[Any]],
-    parent: Optional[Any],
-    exc_type: Optional[Type[BaseException]],
-    lent: Optional[Dict[Any, float]],
-) -> Tuple[Any, Optional[float]]:
-    """`__exit__` in a context that has no socket open: take the one its enter gave out.
-
-    Returns it with its time of connect if it was lent from the idle pool (else None), for
-    the caller to close or keep, as a normal exit does.
+def stack_elsewhere(
+    stacks: Dict[Any, List[Any]], parent: Optional[Any], exc_type: Optional[Type[BaseException]]
+) -> List[Any]:
+    """`__exit__` in a context that has no socket open: the stack whose innermost socket its
+    enter gave out, for the caller to take it from as a normal exit does.
 
     A generator closed elsewhere (an abandoned async generator that the event loop finalizes
     in a new task, a generator closed from another thread) exits in a context other than
@@ -40,11 +35,7 @@ def take_elsewhere(
         (key, stack), *_ = open_stacks
         if count > 1 or (key is parent and not closing_generator):
             raise RuntimeError(AMBIGUOUS.format(count) if count > 1 else NO_OPEN_CONNECTION)
-    try:
-        born = None if lent is None else lent.pop(stack[-1], None)
-        return stack.pop(), born
-    except IndexError:  # its owner closed it meanwhile, in another thread
-        raise RuntimeError(NO_OPEN_CONNECTION) from None
+    return stack
 
 
 def sweep(stacks: Dict[Any, List[Any]]) -> int:

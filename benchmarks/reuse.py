@@ -1,0 +1,161 @@
+"""The reuse group's candidates: one idle socket checked out and returned, by each pool.
+
+Shared by the timed benchmark (test_reuse.py) and the instruction counts, which run each
+candidate in a child process under callgrind:
+
+    python benchmarks/reuse.py HOST PORT [-n N]
+
+prints instructions per checkout+return for the running interpreter, against a server at
+HOST:PORT that holds connections open without writing (the suite's echo server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import queue
+import socket
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, Tuple
+
+from names import COMPILED, EMPTY_LOOP, LIFO_QUEUE, PURE, REDIS, URLLIB3
+
+import lazyconnection
+
+CANDIDATES = (COMPILED, PURE, REDIS, URLLIB3, LIFO_QUEUE)
+DEFAULT_N = 2000
+
+Loop = Callable[[int], object]
+
+
+def _pooled(cls: Any, address: Tuple[str, int]) -> Tuple[Loop, Callable[[], object]]:
+    conn = cls(address, pool_size=1)
+    with conn:  # opens the one socket every later `with` reuses
+        pass
+
+    def loop(n: int) -> None:
+        for _ in range(n):
+            with conn:
+                pass
+
+    return loop, conn.close_idle
+
+
+def _redis(address: Tuple[str, int]) -> Tuple[Loop, Callable[[], object]]:
+    import redis
+
+    # Protocol 2 and no client-library names: connecting sends nothing, so the echo server
+    # does for a server; the loop itself does no I/O, only redis-py's own checks.
+    pool = redis.ConnectionPool(
+        host=address[0], port=address[1], protocol=2, lib_name=None, lib_version=None
+    )
+    pool.release(pool.get_connection())
+
+    def loop(n: int) -> None:
+        for _ in range(n):
+            connection = pool.get_connection()
+            pool.release(connection)
+
+    return loop, pool.disconnect
+
+
+def _urllib3(address: Tuple[str, int]) -> Tuple[Loop, Callable[[], object]]:
+    import urllib3
+
+    pool = urllib3.HTTPConnectionPool(address[0], address[1], maxsize=1)
+    connection = pool._get_conn()
+    connection.connect()
+    pool._put_conn(connection)
+
+    def loop(n: int) -> None:
+        for _ in range(n):
+            connection = pool._get_conn()  # its drop check: a poll() on the socket
+            pool._put_conn(connection)
+
+    return loop, pool.close
+
+
+def _lifo_queue(address: Tuple[str, int]) -> Tuple[Loop, Callable[[], object]]:
+    """The reference: what a get and a put of a thread-safe queue cost, checking nothing."""
+    idle: queue.LifoQueue[socket.socket] = queue.LifoQueue()
+    idle.put(socket.create_connection(address))
+
+    def loop(n: int) -> None:
+        for _ in range(n):
+            idle.put(idle.get())
+
+    return loop, lambda: idle.get().close()
+
+
+def _empty(address: Tuple[str, int]) -> Tuple[Loop, Callable[[], object]]:
+    def loop(n: int) -> None:
+        for _ in range(n):
+            pass
+
+    return loop, lambda: None
+
+
+def available(candidate: str) -> bool:
+    """Whether the candidate can run here; one that cannot is reported missing, never faked."""
+    if candidate == COMPILED:
+        return lazyconnection.CLazyConnection is not None
+    if candidate in (REDIS, URLLIB3):
+        return importlib.util.find_spec({REDIS: "redis", URLLIB3: "urllib3"}[candidate]) is not None
+    return True
+
+
+def make(candidate: str, address: Tuple[str, int]) -> Tuple[Loop, Callable[[], object]]:
+    """(loop, close) for an available candidate."""
+    if candidate in (COMPILED, PURE):
+        cls = (
+            lazyconnection.CLazyConnection
+            if candidate == COMPILED
+            else lazyconnection.PyLazyConnection
+        )
+        return _pooled(cls, address)
+    makers = {REDIS: _redis, URLLIB3: _urllib3, LIFO_QUEUE: _lifo_queue, EMPTY_LOOP: _empty}
+    return makers[candidate](address)
+
+
+def instructions(
+    address: Tuple[str, int], n: int = DEFAULT_N, python: str = sys.executable
+) -> Dict[str, float]:
+    """Instructions per checkout+return above an empty loop, by candidate (callgrind)."""
+    import callgrind
+
+    host, port = address
+    candidates = [c for c in (*CANDIDATES, EMPTY_LOOP) if available(c)]
+    jobs = [(c, size) for c in candidates for size in (n, 2 * n)]
+
+    def run(job: Tuple[str, int]) -> int:
+        candidate, size = job
+        command = [python, __file__, host, str(port), "--child", candidate, "-n", str(size)]
+        return callgrind.total(command)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        totals = dict(zip(jobs, pool.map(run, jobs)))
+    per = {c: (totals[c, 2 * n] - totals[c, n]) / n for c in candidates}
+    empty = per.pop(EMPTY_LOOP)
+    return {candidate: value - empty for candidate, value in per.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("host")
+    parser.add_argument("port", type=int)
+    parser.add_argument("-n", type=int, default=DEFAULT_N, help="checkouts in the shorter run")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    address = (args.host, args.port)
+    if args.child:
+        loop, close = make(args.child, address)
+        loop(args.n)
+        close()
+        return
+    for candidate, count in instructions(address, args.n).items():
+        print(f"{candidate}: {count:,.0f} instructions per checkout+return")
+
+
+if __name__ == "__main__":
+    main()
