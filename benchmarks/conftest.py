@@ -183,6 +183,14 @@ def tcp_address():
 
 
 @pytest.fixture(scope="session")
+def echo_address():
+    """A loopback TCP echo server in its own process: it holds connections open, and writes
+    only what it was sent."""
+    with serving("echo", "tcp") as address:
+        yield tuple(address)
+
+
+@pytest.fixture(scope="session")
 def unix_path():
     """The same on a Unix socket path."""
     with tempfile.TemporaryDirectory() as directory:

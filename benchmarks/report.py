@@ -24,6 +24,9 @@ from names import (
     REAL,
     RECIPE_STACK,
     RECIPE_THREAD_LOCAL,
+    REUSE_BEST_OTHER,
+    REUSE_COUNTED,
+    REUSE_TIMED,
     STAND_IN,
     TCP,
     TIMED,
@@ -41,12 +44,20 @@ INSTRUCTION_TARGETS = [
     (REAL, f"compiled / {FLOOR}", "", 2.0, "compiled ≤ 2.0 × floor, real sockets"),
     (REAL, f"compiled / {PURE}", "", 0.5, "compiled ≤ 0.5 × pure Python, real sockets"),
     (STAND_IN, f"compiled / {PURE}", "", 0.5, "compiled ≤ 0.5 × pure Python, stand-in socket"),
-]
+    (REUSE_COUNTED, f"compiled / {REUSE_BEST_OTHER}", "", 0.1,
+     f"reuse: compiled checkout+return ≤ 0.1 × the {REUSE_BEST_OTHER}"),
+    (REUSE_COUNTED, f"compiled / {PURE}", "", 0.4,
+     "reuse: compiled checkout+return ≤ 0.4 × pure Python"),
+]  # fmt: skip
 # Without valgrind: the same ratios, timed with the stand-in socket.
 TIMED_TARGETS = [
     (TIMED, f"compiled / {PURE}", "", 0.5, "compiled ≤ 0.5 × pure Python, timed, stand-in socket"),
     (TIMED, f"compiled / {FLOOR}", "", 2.0, "compiled ≤ 2.0 × floor, timed, stand-in socket"),
-]
+    (REUSE_TIMED, f"compiled / {REUSE_BEST_OTHER}", "", 0.1,
+     f"reuse: compiled checkout+return ≤ 0.1 × the {REUSE_BEST_OTHER}, timed"),
+    (REUSE_TIMED, f"compiled / {PURE}", "", 0.4,
+     "reuse: compiled checkout+return ≤ 0.4 × pure Python, timed"),
+]  # fmt: skip
 OTHER_TARGETS = [
     (NESTING, "per-pair cost, depth 1000 / depth 1", COMPILED, 1.2,
      "compiled: cost per `with` at depth 1000 ≤ 1.2 × depth 1"),
@@ -98,6 +109,7 @@ _FORMATS = {
     "ratio": "{:.2f}",
     "instructions": "{:,.0f}",
     "connections/s": "{:,.0f}/s",
+    "requests/s": "{:,.0f}/s",
     "bytes": "{:,.0f}",
 }
 

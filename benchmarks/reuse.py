@@ -16,6 +16,7 @@ import importlib.util
 import queue
 import socket
 import sys
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, Tuple
 
@@ -46,11 +47,14 @@ def _redis(address: Tuple[str, int]) -> Tuple[Loop, Callable[[], object]]:
     import redis
 
     # Protocol 2 and no client-library names: connecting sends nothing, so the echo server
-    # does for a server; the loop itself does no I/O, only redis-py's own checks.
-    pool = redis.ConnectionPool(
-        host=address[0], port=address[1], protocol=2, lib_name=None, lib_version=None
-    )
-    pool.release(pool.get_connection())
+    # does for a server; the loop itself does no I/O, only redis-py's own checks. Newer
+    # redis-py deprecates lib_name for driver_info, which older ones lack: one spelling for all.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pool = redis.ConnectionPool(
+            host=address[0], port=address[1], protocol=2, lib_name=None, lib_version=None
+        )
+        pool.release(pool.get_connection())
 
     def loop(n: int) -> None:
         for _ in range(n):
