@@ -14,6 +14,8 @@ import time
 import warnings
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 WAIT_SECONDS = 5.0  # the longest any test waits for a server's doing to arrive
 
@@ -255,11 +257,13 @@ def _child_checks(conn, in_use_at_fork, echo) -> int:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+@pytest.mark.parametrize("timed", [False, True], ids=["untimed", "timed"])
 def test_a_forked_child_opens_its_own_and_leaves_the_parents_working(
-    LazyConnection, echo_address, echo, no_leaks
+    LazyConnection, echo_address, echo, timed, no_leaks
 ):
+    timing = {"idle_timeout": 60.0, "max_lifetime": 60.0} if timed else {}
     with no_leaks():
-        conn = LazyConnection(echo_address, pool_size=2)
+        conn = LazyConnection(echo_address, pool_size=2, **timing)
         with conn as idle_at_fork:
             pass
         in_use_at_fork = conn.__enter__()
@@ -478,3 +482,64 @@ def test_an_abandoned_generator_closes_its_socket_rather_than_keep_it(
 
     with no_leaks():
         asyncio.run(main())
+
+
+SECONDS = st.one_of(
+    st.none(), st.floats(min_value=1e-3, max_value=1e6), st.integers(min_value=1, max_value=10**6)
+)
+
+
+@given(pool_size=st.integers(0, 64), idle_timeout=SECONDS, max_lifetime=SECONDS)
+def test_good_pool_settings_read_back_as_given(
+    LazyConnection, echo_address, pool_size, idle_timeout, max_lifetime
+):
+    conn = LazyConnection(
+        echo_address, pool_size=pool_size, idle_timeout=idle_timeout, max_lifetime=max_lifetime
+    )
+    options = conn.options
+    assert options["pool_size"] == pool_size
+    assert options["idle_timeout"] == idle_timeout and options["max_lifetime"] == max_lifetime
+    assert conn.stats() == {"opened": 0, "reused": 0, "discarded": 0, "idle": 0}
+    assert ("idle=0" in repr(conn)) == (pool_size > 0)
+
+
+class _Fault(Exception):
+    pass
+
+
+FAULTS = ("clean", "raises", "interrupted", "closes", "leaves a reply unread")
+
+
+def _block(conn, fault, echo):
+    """One `with` whose body meets the fault."""
+    try:
+        with conn as sock:
+            if fault == "leaves a reply unread":
+                sock.sendall(b"unread")
+                return
+            assert echo(sock, b"ok") == b"ok"
+            if fault == "raises":
+                raise _Fault
+            if fault == "interrupted":
+                raise KeyboardInterrupt
+            if fault == "closes":
+                sock.close()
+    except (_Fault, KeyboardInterrupt):
+        pass
+
+
+def test_nothing_leaks_over_a_matrix_of_servers_and_faults(
+    LazyConnection, echo_address, misbehaving, echo, no_leaks
+):
+    servers = {"echo": echo_address, **{role: misbehaving(role) for role in ("hangup", "reset")}}
+    with no_leaks():
+        for role, address in servers.items():
+            conn = LazyConnection(address, pool_size=2, idle_timeout=30.0, max_lifetime=60.0)
+            for fault in FAULTS * 4:
+                if role == "echo" or fault in ("clean", "closes"):
+                    _block(conn, fault, echo)
+                    for sock in [entry[0] for entry in conn._pool.idle]:
+                        select.select([sock], [], [], 0.05)  # let a hang-up arrive
+            stats = conn.stats()
+            assert stats["opened"] + stats["reused"] >= len(FAULTS)
+            conn.close_idle()
