@@ -56,3 +56,11 @@ def test_typed_example_runs(LazyConnection):
     assert lazyconnection.PyLazyConnection in typing_example.implementations()
     conn = typing_example.configured(("127.0.0.1", 9))
     assert typing_example.describe(conn) == (0, None, ())
+
+
+def test_the_compiled_kernel_reads_socket_fields_without_calls(compiled_class):
+    # Checked against a real socket at import: if CPython moved the fields, it falls back to
+    # calling fileno() and gettimeout(), correct but slower, and this says so.
+    from lazyconnection import _kernel_c  # type: ignore[attr-defined]
+
+    assert _kernel_c.SOCKET_FIELDS_READ is True

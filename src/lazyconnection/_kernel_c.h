@@ -77,45 +77,103 @@ static PyObject *lazyconnection_sock_close(PyObject *sock) {
     return lazyconnection_call(&lazyconnection_close_method, &sock, 1);
 }
 
-static PyObject *lazyconnection_gettimeout(PyObject *sock) {
-    return lazyconnection_call(&lazyconnection_gettimeout_method, &sock, 1);
+/* The start of CPython's socket object (Modules/socketmodule.h, the same from 3.9 to 3.13):
+   reading its descriptor and timeout costs no call. Used only once lazyconnection_check_layout
+   has found these fields where they are said to be; until then, and for sockets of other
+   types, fileno() and gettimeout() are called. */
+typedef struct {
+    PyObject_HEAD
+    int sock_fd;  /* -1 once closed */
+    int sock_family;
+    int sock_type;
+    int sock_proto;
+    PyObject *(*errorhandler)(void);
+    int64_t sock_timeout;  /* nanoseconds; negative: blocking without timeout; 0: non-blocking */
+} lazyconnection_socket_layout;
+
+static PyTypeObject *lazyconnection_socket_type = NULL;  /* _socket.socket, once checked */
+
+/* Whether `probe` (a new _socket.socket of the given family and type, its timeout set to
+   `timeout_ns`) has its fields where the layout says; if so, use the layout from now on. */
+static int lazyconnection_check_layout(
+    PyObject *probe, int family, int type, long long timeout_ns
+) {
+    lazyconnection_socket_layout *fields = (lazyconnection_socket_layout *)probe;
+    PyObject *fileno = PyObject_CallMethod(probe, "fileno", NULL);
+    if (fileno == NULL) return -1;
+    long fd = PyLong_AsLong(fileno);
+    Py_DECREF(fileno);
+    if (fd == -1 && PyErr_Occurred()) return -1;
+    if (Py_TYPE(probe)->tp_basicsize >= (Py_ssize_t)sizeof(lazyconnection_socket_layout)
+            && fields->sock_fd == fd && fields->sock_family == family
+            && fields->sock_type == type && fields->sock_timeout == timeout_ns) {
+        lazyconnection_socket_type = Py_TYPE(probe);
+    }
+    return 0;
 }
 
-static PyObject *lazyconnection_settimeout(PyObject *sock, PyObject *timeout) {
-    PyObject *args[2] = {sock, timeout};
-    return lazyconnection_call(&lazyconnection_settimeout_method, args, 2);
+static int lazyconnection_layout_checked(void) {
+    return lazyconnection_socket_type != NULL;
+}
+
+static int lazyconnection_has_layout(PyObject *sock) {
+    return lazyconnection_socket_type != NULL
+        && PyObject_TypeCheck(sock, lazyconnection_socket_type);
+}
+
+/* The socket's descriptor, or -1 if it is closed or has none: no Python exception leaves. */
+static long lazyconnection_fileno(PyObject *sock) {
+    if (lazyconnection_has_layout(sock)) {
+        return ((lazyconnection_socket_layout *)sock)->sock_fd;
+    }
+    PyObject *result = lazyconnection_call(&lazyconnection_fileno_method, &sock, 1);
+    if (result == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    long fd = PyLong_AsLong(result);
+    Py_DECREF(result);
+    if (fd < 0) PyErr_Clear();
+    return fd < 0 ? -1 : fd;
 }
 
 /* Whether an idle socket is unusable: closed, or readable without a request (end of
    stream, a reset, or bytes nobody asked for). One poll() with no wait, and no Python
    exception on the way: a fileno() that fails says the socket is unusable too. */
 static int lazyconnection_unusable(PyObject *sock) {
-    PyObject *result = lazyconnection_call(&lazyconnection_fileno_method, &sock, 1);
-    if (result == NULL) {
-        PyErr_Clear();
-        return 1;
-    }
-    long fd = PyLong_AsLong(result);
-    Py_DECREF(result);
-    if (fd < 0) {
-        PyErr_Clear();
-        return 1;
-    }
+    long fd = lazyconnection_fileno(sock);
+    if (fd < 0) return 1;
     struct pollfd check = {(int)fd, POLLIN, 0};
     return poll(&check, 1, 0) != 0;  /* an event, or an error: not to be handed out */
 }
 
 /* Whether the socket is still open (the body may have closed it). */
 static int lazyconnection_is_open(PyObject *sock) {
-    PyObject *result = lazyconnection_call(&lazyconnection_fileno_method, &sock, 1);
-    if (result == NULL) {
-        PyErr_Clear();
-        return 0;
+    return lazyconnection_fileno(sock) >= 0;
+}
+
+/* Give the socket this timeout (None, or seconds as a float; 0.0 is non-blocking) unless it
+   has it already. */
+static int lazyconnection_ensure_timeout(PyObject *sock, PyObject *timeout) {
+    if (lazyconnection_has_layout(sock)) {
+        int64_t have = ((lazyconnection_socket_layout *)sock)->sock_timeout;
+        if (timeout == Py_None ? have < 0
+                : PyFloat_CheckExact(timeout)
+                  && (double)have == PyFloat_AS_DOUBLE(timeout) * 1e9) {
+            return 0;
+        }
+    } else {
+        PyObject *have = lazyconnection_call(&lazyconnection_gettimeout_method, &sock, 1);
+        if (have == NULL) return -1;
+        int same = PyObject_RichCompareBool(have, timeout, Py_EQ);
+        Py_DECREF(have);
+        if (same != 0) return same < 0 ? -1 : 0;
     }
-    long fd = PyLong_AsLong(result);
-    Py_DECREF(result);
-    if (fd < 0) PyErr_Clear();
-    return fd >= 0;
+    PyObject *args[2] = {sock, timeout};
+    PyObject *done = lazyconnection_call(&lazyconnection_settimeout_method, args, 2);
+    if (done == NULL) return -1;
+    Py_DECREF(done);
+    return 0;
 }
 
 /* Seconds on the clock time.monotonic() reads. */

@@ -30,12 +30,14 @@ cdef extern from "_kernel_c.h":
     # A socket's connect and close, called as the interpreter's specialised bytecode does.
     int lazyconnection_connect_or_close(object sock, object address) except -1
     object lazyconnection_sock_close(object sock)
-    object lazyconnection_gettimeout(object sock)
-    object lazyconnection_settimeout(object sock, object timeout)
     # An idle socket's checks, in C: poll() with no wait on its descriptor.
     bint lazyconnection_unusable(object sock)
     bint lazyconnection_is_open(object sock)
+    int lazyconnection_ensure_timeout(object sock, object timeout) except -1
     double lazyconnection_now()
+    # Reads a socket's descriptor and timeout from its fields once they are found in place.
+    int lazyconnection_check_layout(object probe, int family, int type, long long ns) except -1
+    bint lazyconnection_layout_checked()
 
 
 @cython.final
@@ -55,6 +57,21 @@ cdef class Caller:
 cdef object _UNTIMED = 0.0
 # Called on every reuse of a socket in a blocking `with` without a timeout option.
 cdef object _getdefaulttimeout = socket.getdefaulttimeout
+
+
+cdef _check_socket_layout():
+    import _socket
+    probe = _socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.settimeout(1.5)
+        lazyconnection_check_layout(probe, socket.AF_INET, socket.SOCK_DGRAM, 1_500_000_000)
+    finally:
+        probe.close()
+
+
+_check_socket_layout()
+# Whether a socket's descriptor and timeout are read from its fields (tested on CPython).
+SOCKET_FIELDS_READ = lazyconnection_layout_checked()
 
 # A context copied into a new task or thread carries its creator's caller with it.
 cdef object _callers = ContextVar("lazyconnection", default=None)
@@ -258,8 +275,7 @@ cdef object _reuse(Kernel self, list stack, bint blocking):
         timeout = self._timeout if blocking else 0.0
         if timeout is DEFAULT_TIMEOUT:
             timeout = _getdefaulttimeout()
-        if lazyconnection_gettimeout(sock) != timeout:
-            lazyconnection_settimeout(sock, timeout)
+        lazyconnection_ensure_timeout(sock, timeout)
         self._reused += 1
         stack.append(sock)
         if self._lent is not None:
