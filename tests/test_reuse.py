@@ -142,12 +142,17 @@ def test_a_socket_with_bytes_nobody_asked_for_is_never_handed_out(
         assert conn.stats()["discarded"] == 20
 
 
-def test_an_idle_socket_past_idle_timeout_is_discarded(LazyConnection, echo_address, no_leaks):
+@pytest.mark.parametrize(
+    "expiry, wait", [({"idle_timeout": 0.05}, 0.1), ({"max_lifetime": 0.2}, 0.3)], ids=repr
+)
+def test_an_idle_socket_that_expired_is_discarded(
+    LazyConnection, echo_address, expiry, wait, no_leaks
+):
     with no_leaks():
-        conn = LazyConnection(echo_address, pool_size=1, idle_timeout=0.05)
+        conn = LazyConnection(echo_address, pool_size=1, **expiry)
         with conn as first:
             pass
-        time.sleep(0.1)
+        time.sleep(wait)
         with conn as second:
             assert second is not first and first.fileno() == -1
         assert conn.stats()["discarded"] == 1
@@ -173,20 +178,6 @@ def test_a_socket_past_max_lifetime_in_use_is_closed_at_exit(
             time.sleep(0.1)
         assert sock.fileno() == -1
         assert conn.stats() == {"opened": 1, "reused": 0, "discarded": 1, "idle": 0}
-
-
-def test_a_socket_past_max_lifetime_while_idle_is_not_handed_out(
-    LazyConnection, echo_address, no_leaks
-):
-    with no_leaks():
-        conn = LazyConnection(echo_address, pool_size=1, max_lifetime=0.2)
-        with conn as first:
-            pass
-        time.sleep(0.3)
-        with conn as second:
-            assert second is not first and first.fileno() == -1
-        assert conn.stats()["discarded"] == 1
-        conn.close_idle()
 
 
 def test_max_lifetime_counts_from_the_connect_not_from_the_last_use(
