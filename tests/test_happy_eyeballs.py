@@ -217,8 +217,9 @@ def test_a_retry_reruns_the_race(
     LazyConnection, resolve_to, echo_address, refused_address, redirected, recording_factory,
     entered,
 ):  # fmt: skip
-    name = resolve_to(echo_address)
-    factory = recording_factory(redirected(refused_address, echo_address))
+    name = resolve_to(echo_address, echo_address)
+    # The first race's two attempts are refused; the second race's first attempt connects.
+    factory = recording_factory(redirected(refused_address, refused_address, echo_address))
     conn = LazyConnection(
         name,
         socket.AF_UNSPEC,
@@ -229,7 +230,20 @@ def test_a_retry_reruns_the_race(
     )
     peer, closed = entered(conn, lambda sock: (sock.getpeername(), factory.closed()))
     assert peer == echo_address
-    assert closed == [True, False]  # refused, then the second race's winner
+    assert closed == [True, True, False]
+
+
+def test_one_address_is_connected_to_without_a_race(
+    LazyConnection, resolve_to, echo_address, entered, monkeypatch
+):
+    from lazyconnection import _opening
+
+    def no_race(*args):
+        raise AssertionError("raced one address")
+
+    monkeypatch.setattr(_opening, "_race", no_race)
+    conn = LazyConnection(resolve_to(echo_address), socket.AF_UNSPEC, happy_eyeballs_delay=DELAY)
+    assert entered(conn, lambda sock: sock.getpeername()) == echo_address
 
 
 def test_cancelling_the_race_closes_every_attempt(
