@@ -160,6 +160,10 @@ def _race(settings: Settings, blocking: bool, addresses: List[Any]) -> Steps:
     try:
         while winner is None:
             now = time.monotonic()
+            if deadline is not None and now >= deadline and errors:  # none starts after it
+                for place in pending.values():
+                    errors[place] = socket.timeout("timed out")
+                raise combined(errors, settings.all_errors)  # type: ignore[arg-type]
             if waiting and (now >= next_start or not pending):
                 next_start = now + delay
                 winner = _start(settings, waiting.pop(0), attempts, pending, errors)
@@ -167,10 +171,6 @@ def _race(settings: Settings, blocking: bool, addresses: List[Any]) -> Steps:
                     next_start = now  # a failed attempt lets the next one start at once
                 continue
             if not pending:
-                raise combined(errors, settings.all_errors)  # type: ignore[arg-type]
-            if deadline is not None and now >= deadline:
-                for place in pending.values():
-                    errors[place] = socket.timeout("timed out")
                 raise combined(errors, settings.all_errors)  # type: ignore[arg-type]
             wait = next_start - now if waiting else None
             if deadline is not None:
