@@ -213,6 +213,32 @@ def test_tls_runs_on_the_winner(
             assert sock.version() is not None  # the handshake is done
 
 
+def test_a_failing_on_connect_closes_the_winner_too(LazyConnection, dual_stack, entered, no_leaks):
+    def refuse(sock):
+        raise LookupError("refused by the hook")
+
+    conn = LazyConnection(
+        dual_stack, socket.AF_UNSPEC, happy_eyeballs_delay=DELAY, on_connect=refuse
+    )
+    with no_leaks(), pytest.raises(LookupError):
+        entered(conn)
+
+
+def test_a_failed_handshake_on_the_winner_leaves_nothing_open(
+    LazyConnection, resolve_to, full_backlog6_address, tls_address, untrusted_context, no_leaks
+):
+    name = resolve_to(full_backlog6_address, tls_address)
+    conn = LazyConnection(
+        name,
+        socket.AF_UNSPEC,
+        happy_eyeballs_delay=DELAY,
+        ssl_context=untrusted_context,
+        server_hostname="localhost",
+    )
+    with no_leaks(), pytest.raises(ssl.SSLCertVerificationError):
+        conn.__enter__()
+
+
 def test_a_retry_reruns_the_race(
     LazyConnection, resolve_to, echo_address, refused_address, redirected, recording_factory,
     entered,

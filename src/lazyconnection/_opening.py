@@ -108,23 +108,23 @@ def _prepared(settings: Settings, blocking: bool, family: int, type: int, proto:
 
 
 def _finished(settings: Settings, sock: Any) -> Steps:
-    """TLS and the hook on a connected socket; the caller closes it if they fail."""
-    if settings.ssl_context is not None:
-        # The handshake is a step of its own, so that the socket that fails it is the
-        # wrapped one, closed here, not left to the garbage collector. (Wrapping detaches
-        # the plain socket: the caller's close of it is then a no-op.)
-        sock = settings.ssl_context.wrap_socket(
-            sock, server_hostname=settings.server_hostname, do_handshake_on_connect=False
-        )
-        try:
+    """TLS and the hook on a connected socket; if either fails, the socket (wrapped, once it
+    is) is closed here. Wrapping detaches the plain socket: closing that one does nothing."""
+    try:
+        if settings.ssl_context is not None:
+            # The handshake is a step of its own, so that the socket that fails it is the
+            # wrapped one, closed here, not left to the garbage collector.
+            sock = settings.ssl_context.wrap_socket(
+                sock, server_hostname=settings.server_hostname, do_handshake_on_connect=False
+            )
             yield ("handshake", sock)
-        except BaseException:
-            sock.close()
-            raise
-    if settings.on_connect is not None:
-        checked = settings.on_connect(sock)
-        if inspect.isawaitable(checked):
-            yield ("await", checked)
+        if settings.on_connect is not None:
+            checked = settings.on_connect(sock)
+            if inspect.isawaitable(checked):
+                yield ("await", checked)
+    except BaseException:  # interrupts and cancellation too
+        sock.close()
+        raise
     return sock
 
 
@@ -155,10 +155,11 @@ def _race(settings: Settings, blocking: bool, addresses: List[Any]) -> Steps:
     errors: List[Optional[Exception]] = []  # one per attempt started, in order; None: not yet
     pending: Dict[Any, int] = {}  # socket: its attempt's place in `errors`
     attempts: List[Any] = []  # every socket made
-    winner = None
+    connected = None
+    winner = None  # what is handed out: `connected`, or its TLS wrapper
     next_start = time.monotonic()
     try:
-        while winner is None:
+        while connected is None:
             now = time.monotonic()
             if deadline is not None and now >= deadline and errors:  # none starts after it
                 for place in pending.values():
@@ -166,7 +167,7 @@ def _race(settings: Settings, blocking: bool, addresses: List[Any]) -> Steps:
                 raise combined(errors, settings.all_errors)  # type: ignore[arg-type]
             if waiting and (now >= next_start or not pending):
                 next_start = now + delay
-                winner = _start(settings, waiting.pop(0), attempts, pending, errors)
+                connected = _start(settings, waiting.pop(0), attempts, pending, errors)
                 if errors[-1] is not None:
                     next_start = now  # a failed attempt lets the next one start at once
                 continue
@@ -178,19 +179,19 @@ def _race(settings: Settings, blocking: bool, addresses: List[Any]) -> Steps:
             for sock in (yield ("poll", list(pending), wait)):
                 place = pending.pop(sock)
                 code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                if code == 0 and winner is None:
-                    winner = sock  # two at once: the first the poll reports
+                if code == 0 and connected is None:
+                    connected = sock  # two at once: the first the poll reports
                 elif code != 0:
                     errors[place] = OSError(code, os.strerror(code))
                     next_start = time.monotonic()
         if blocking:  # handed out as the blocking `with` hands out every socket
-            winner.settimeout(timeout)
-        winner = yield from _finished(settings, winner)
+            connected.settimeout(timeout)
+        winner = yield from _finished(settings, connected)
         return winner
     finally:
         for sock in attempts:
-            if sock is not winner:  # the runners-up: failed, still pending or also connected
-                sock.close()
+            if sock is not winner:  # the runners-up (failed, pending or also connected), and
+                sock.close()  # the first to connect too, unless it is handed out
         errors = []  # the tracebacks refer to this frame: break the cycle
 
 
