@@ -276,7 +276,7 @@ def test_cancelling_the_race_closes_every_attempt(
     LazyConnection, resolve_to, full_backlog6_address, full_backlog_address, no_leaks
 ):
     name = resolve_to(full_backlog6_address, full_backlog_address)
-    conn = LazyConnection(name, socket.AF_UNSPEC, happy_eyeballs_delay=0.01)
+    conn = LazyConnection(name, socket.AF_UNSPEC, happy_eyeballs_delay=0.01, timeout=TIMEOUT)
 
     async def main():
         task = asyncio.ensure_future(conn.__aenter__())
@@ -295,7 +295,7 @@ def test_an_interrupt_during_the_race_closes_every_attempt(
     LazyConnection, resolve_to, full_backlog6_address, full_backlog_address, no_leaks
 ):
     name = resolve_to(full_backlog6_address, full_backlog_address)
-    conn = LazyConnection(name, socket.AF_UNSPEC, happy_eyeballs_delay=0.01)
+    conn = LazyConnection(name, socket.AF_UNSPEC, happy_eyeballs_delay=0.01, timeout=TIMEOUT)
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt
