@@ -1,9 +1,10 @@
 """How sockets are opened beyond the plain connect, written once for `with` and `async with`.
 
-The steps (retries, the addresses of an AF_UNSPEC name, preparing, connecting, TLS, the hook)
-are one generator; it yields only what must be waited for, and two drivers do the waiting,
-one blocking and one on the running event loop. Whatever fails on the way, interrupts and
-cancellation included, closes the socket before the error leaves.
+The steps (retries, the addresses of an AF_UNSPEC name tried in turn or raced, preparing,
+connecting, TLS, the hook) are one generator; it yields only what must be waited for, and two
+drivers do the waiting, one blocking and one on the running event loop. Whatever fails on the
+way, interrupts and cancellation included, closes the socket before the error leaves: in a
+Happy Eyeballs race, every socket but the winner.
 """
 
 from __future__ import annotations
