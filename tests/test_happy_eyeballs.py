@@ -118,7 +118,7 @@ def test_several_working_addresses_leave_exactly_one_socket_open(
     assert len(factory.made) == 3
 
 
-def test_all_attempts_failing_raise_the_first_addresss_error(
+def test_all_attempts_failing_raise_the_first_addresses_error(
     LazyConnection, resolve_to, full_backlog6_address, refused_address, entered, no_leaks
 ):
     # The refusal comes first in time, but the hanging address comes first in order.
