@@ -34,7 +34,11 @@ REUSE_COUNTED = "reuse: checkout+return (instructions, real TCP socket)"
 REUSE_TIMED = "reuse: checkout+return (timed, real TCP socket)"
 REUSE_END_TO_END = "reuse: 1-byte request and reply per `with` (end to end, tcp)"
 MEMORY = "memory"
+HAPPY_EYEBALLS_DUAL = "happy eyeballs: dual-stack host, ::1 hanging (end to end)"
+HAPPY_EYEBALLS_FIRST = "happy eyeballs: two addresses, the first answers (end to end)"
+HAPPY_EYEBALLS_SINGLE = "happy eyeballs: one address, nothing to race (end to end)"
 GROUPS = [
     *(REAL, STAND_IN, TIMED, ASYNC, NESTING, THREADS, TCP, UNIX),
+    *(HAPPY_EYEBALLS_DUAL, HAPPY_EYEBALLS_FIRST, HAPPY_EYEBALLS_SINGLE),
     *(REUSE_COUNTED, REUSE_TIMED, REUSE_END_TO_END, MEMORY),
 ]

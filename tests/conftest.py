@@ -100,17 +100,17 @@ def misbehaving(tls_pem: Any) -> Iterator[Any]:
         yield address
 
 
-@pytest.fixture(scope="session")
-def full_backlog_address() -> Iterator[tuple[str, int]]:
+@contextmanager
+def _full_backlog(family: int, host: str) -> Iterator[Any]:
     """A listener whose backlog is full and never accepts: a connect to it can only time out."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
+    with socket.socket(family) as listener:
+        listener.bind((host, 0))
         listener.listen(0)
         address = listener.getsockname()
         fillers: list[socket.socket] = []
         try:
             for _ in range(8):  # the kernel queues a few beyond the backlog; fill them all
-                filler = socket.socket()
+                filler = socket.socket(family)
                 fillers.append(filler)
                 filler.settimeout(0.2)
                 try:
@@ -123,6 +123,25 @@ def full_backlog_address() -> Iterator[tuple[str, int]]:
         finally:
             for filler in fillers:
                 filler.close()
+
+
+@pytest.fixture(scope="session")
+def full_backlog_address() -> Iterator[tuple[str, int]]:
+    """A 127.0.0.1 listener whose backlog is full: a connect to it hangs until its timeout."""
+    with _full_backlog(socket.AF_INET, "127.0.0.1") as address:
+        yield address
+
+
+@pytest.fixture(scope="session")
+def full_backlog6_address() -> Iterator[tuple[str, int, int, int]]:
+    """The same on ::1: a black-holed IPv6 address, as a broken dual-stack network has."""
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 here")
+    try:
+        with _full_backlog(socket.AF_INET6, "::1") as address:
+            yield address
+    except OSError as error:  # no ::1 on this machine: bind fails
+        pytest.skip(f"no IPv6 loopback here: {error}")
 
 
 @pytest.fixture(scope="session")
@@ -182,6 +201,66 @@ def refused_address() -> Iterator[tuple[str, int]]:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         yield holder.getsockname()
+
+
+@pytest.fixture
+def resolve_to(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """`resolve_to(*sockaddrs)` makes every name resolve to these addresses, in this order,
+    through socket.getaddrinfo (blocking) and the event loop's getaddrinfo (async); it
+    returns a (name, port) that only this substitute resolver knows."""
+
+    def install(*sockaddrs: Any) -> tuple[str, int]:
+        infos = [
+            (
+                socket.AF_INET6 if len(sockaddr) == 4 else socket.AF_INET,
+                socket.SOCK_STREAM,
+                socket.IPPROTO_TCP,
+                "",
+                sockaddr,
+            )
+            for sockaddr in sockaddrs
+        ]
+
+        def resolve(*args: Any, **kwargs: Any) -> list[Any]:
+            return list(infos)
+
+        async def loop_resolve(self: Any, *args: Any, **kwargs: Any) -> list[Any]:
+            return list(infos)
+
+        monkeypatch.setattr(socket, "getaddrinfo", resolve)
+        monkeypatch.setattr(asyncio.BaseEventLoop, "getaddrinfo", loop_resolve)
+        return ("dual-stack.invalid", 80)
+
+    return install
+
+
+@pytest.fixture
+def dual_stack(resolve_to: Any, full_backlog6_address: Any, echo_address: Any) -> tuple[str, int]:
+    """A name resolving to a hanging ::1 listener first, then the 127.0.0.1 echo server."""
+    return resolve_to(full_backlog6_address, echo_address)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(params=["with", "async with"])
+def entered(request: pytest.FixtureRequest) -> Any:
+    """`entered(conn, look)`: enter conn with `with`, then (the test's second run) with
+    `async with`, and return what `look(sock)` returns inside the block (by default the
+    socket itself, closed by then). Errors from entering propagate. `entered.mode` says
+    which of the two this run is."""
+
+    def blocking(conn: Any, look: Any = lambda sock: sock) -> Any:
+        with conn as sock:
+            return look(sock)
+
+    def in_loop(conn: Any, look: Any = lambda sock: sock) -> Any:
+        async def main() -> Any:
+            async with conn as sock:
+                return look(sock)
+
+        return asyncio.run(main())
+
+    run = blocking if request.param == "with" else in_loop
+    run.mode = request.param  # type: ignore[attr-defined]
+    return run
 
 
 def open_fds() -> int:

@@ -148,6 +148,59 @@ def test_bad_connection_option_is_named(LazyConnection, kwargs, error, name):
         LazyConnection(ADDRESS, **kwargs)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"happy_eyeballs_delay": -0.25}, ValueError, "happy_eyeballs_delay"),
+        ({"happy_eyeballs_delay": float("inf")}, ValueError, "happy_eyeballs_delay"),
+        ({"happy_eyeballs_delay": float("nan")}, ValueError, "happy_eyeballs_delay"),
+        ({"happy_eyeballs_delay": "0.25"}, TypeError, "happy_eyeballs_delay"),
+        ({"happy_eyeballs_delay": True}, TypeError, "happy_eyeballs_delay"),
+        ({"happy_eyeballs_delay": 0.25, "family": socket.AF_INET}, ValueError,
+         "happy_eyeballs_delay"),
+        ({"tcp_nodelay": 1}, TypeError, "tcp_nodelay"),
+        ({"tcp_nodelay": None}, TypeError, "tcp_nodelay"),
+        ({"tcp_nodelay": True, "type": socket.SOCK_DGRAM}, ValueError, "tcp_nodelay"),
+        ({"tcp_keepalive": 1}, TypeError, "tcp_keepalive"),
+        ({"tcp_keepalive": "60,10,5"}, TypeError, "tcp_keepalive"),
+        ({"tcp_keepalive": (60, 10)}, TypeError, "tcp_keepalive"),
+        ({"tcp_keepalive": (60, 10, 5, 1)}, TypeError, "tcp_keepalive"),
+        ({"tcp_keepalive": (0, 10, 5)}, ValueError, "tcp_keepalive idle"),
+        ({"tcp_keepalive": (60, 0, 5)}, ValueError, "tcp_keepalive interval"),
+        ({"tcp_keepalive": (60, 10, -1)}, ValueError, "tcp_keepalive count"),
+        ({"tcp_keepalive": (60.5, 10, 5)}, TypeError, "tcp_keepalive idle"),
+        ({"tcp_keepalive": (60, True, 5)}, TypeError, "tcp_keepalive interval"),
+        ({"tcp_keepalive": True, "type": socket.SOCK_DGRAM}, ValueError, "tcp_keepalive"),
+    ],
+    ids=lambda value: (
+        None if not isinstance(value, dict) else "-".join(f"{k}={v!r}" for k, v in value.items())
+    ),
+)  # fmt: skip
+def test_bad_race_or_tcp_preset_is_named(LazyConnection, kwargs, error, name):
+    kwargs = {"family": socket.AF_UNSPEC, **kwargs}
+    with pytest.raises(error, match=f"^{name} "):
+        LazyConnection(ADDRESS, **kwargs)
+
+
+@pytest.mark.parametrize("option", ["tcp_nodelay", "tcp_keepalive"])
+def test_tcp_presets_need_an_ip_family(LazyConnection, option):
+    with pytest.raises(ValueError, match=f"^{option} needs a TCP connection"):
+        LazyConnection("/tmp/x.sock", socket.AF_UNIX, **{option: True})
+
+
+def test_keepalive_timings_are_refused_where_the_platform_has_no_knobs(LazyConnection, monkeypatch):
+    from lazyconnection import _settings
+
+    monkeypatch.setattr(_settings, "KEEPALIVE_KNOBS", None)
+    with pytest.raises(ValueError, match=r"^tcp_keepalive .* not supported on this platform"):
+        LazyConnection(ADDRESS, tcp_keepalive=(60, 10, 5))
+    assert LazyConnection(ADDRESS, tcp_keepalive=True).options["tcp_keepalive"] is True
+
+
+def test_keepalive_false_reads_as_none(LazyConnection):
+    assert LazyConnection(ADDRESS, tcp_keepalive=False).options["tcp_keepalive"] is None
+
+
 def test_server_hostname_must_be_a_string(LazyConnection):
     import ssl
 

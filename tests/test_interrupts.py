@@ -87,13 +87,17 @@ PATHS = {
     "plain": {},
     "options": {"timeout": 5.0, "socket_options": [(1, 2, 1)]},
     "pooled": {"pool_size": 2, "max_lifetime": 60.0},
+    # A name resolved to the echo server twice: two attempts, raced.
+    "race": {"family": socket.AF_UNSPEC, "happy_eyeballs_delay": 0.25, "timeout": 5.0},
 }
 
 
 @pytest.mark.parametrize("path", PATHS)
-def test_an_interrupt_at_any_bytecode_corrupts_nothing(LazyConnection, echo_address, path):
-    options = PATHS[path]
-    conn = LazyConnection(echo_address, **options)
+def test_an_interrupt_at_any_bytecode_corrupts_nothing(
+    LazyConnection, echo_address, resolve_to, path
+):
+    address = resolve_to(echo_address, echo_address) if path == "race" else echo_address
+    conn = LazyConnection(address, **PATHS[path])
     other = LazyConnection(echo_address)
     gc.collect()
     before = open_fds()
@@ -116,7 +120,7 @@ def test_an_interrupt_at_any_bytecode_corrupts_nothing(LazyConnection, echo_addr
         gc.collect()
     assert open_fds() == before
     pure = not isinstance(conn, lazyconnection.CLazyConnection or ())
-    if pure or path == "options":  # the compiled plain and pooled paths run no bytecode
+    if pure or path in ("options", "race"):  # compiled, plain and pooled run no bytecode
         assert at > 20, "the tracer saw none of the library's bytecodes"
 
 

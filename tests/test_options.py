@@ -149,6 +149,19 @@ def test_untrusted_ca_is_rejected(LazyConnection, tls_address, untrusted_context
     assert conn.connections == ()
 
 
+def test_on_connect_raising_after_the_handshake_closes_the_tls_socket(
+    LazyConnection, tls_address, trusting_context, no_leaks
+):
+    def refuse(sock):
+        assert isinstance(sock, ssl.SSLSocket)
+        raise LookupError("refused by the hook")
+
+    conn = LazyConnection(tls_address, ssl_context=trusting_context, on_connect=refuse)
+    with no_leaks(), pytest.raises(LookupError):
+        conn.__enter__()
+    assert conn.connections == ()
+
+
 def test_wrong_hostname_is_rejected(LazyConnection, tls_address, trusting_context, no_leaks):
     conn = LazyConnection(
         tls_address, ssl_context=trusting_context, server_hostname="not-this-host.invalid"

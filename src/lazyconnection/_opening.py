@@ -1,20 +1,26 @@
 """How sockets are opened beyond the plain connect, written once for `with` and `async with`.
 
-The steps (retries, the addresses of an AF_UNSPEC name, preparing, connecting, TLS, the hook)
-are one generator; it yields only what must be waited for, and two drivers do the waiting,
-one blocking and one on the running event loop. Whatever fails on the way, interrupts and
-cancellation included, closes the socket before the error leaves.
+The steps (retries, the addresses of an AF_UNSPEC name tried in turn or raced, preparing,
+connecting, TLS, the hook) are one generator; it yields only what must be waited for, and two
+drivers do the waiting, one blocking and one on the running event loop. Whatever fails on the
+way, interrupts and cancellation included, closes the socket before the error leaves: in a
+Happy Eyeballs race, every socket but the winner.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
+import math
+import os
+import select
+import selectors
 import socket
 import sys
 import time
 import types
-from typing import Any, Callable, Generator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Generator, List, Optional, Tuple
 
 from ._settings import DEFAULT_TIMEOUT, Settings
 
@@ -23,7 +29,8 @@ MAX_BACKOFF_SECONDS = 5.0
 RETRYABLE = (ConnectionRefusedError, TimeoutError, ConnectionResetError, socket.timeout)
 
 # What the steps wait for: ("resolve", host, port, type, proto), ("connect", sock, address),
-# ("handshake", sock), ("sleep", seconds) or ("await", awaitable).
+# ("handshake", sock), ("sleep", seconds), ("await", awaitable), or ("poll", sockets,
+# seconds or None): those of the non-blocking sockets whose connect has finished, maybe none.
 Wait = Tuple[Any, ...]
 Steps = Generator[Wait, Any, Any]
 
@@ -54,11 +61,13 @@ def _open_once(settings: Settings, blocking: bool) -> Steps:
         address = (settings.family, settings.type, settings.proto, settings.address)
         return (yield from _open_to(settings, blocking, *address))
     host, port = settings.address
+    resolved = yield ("resolve", host, port, settings.type, settings.proto)
+    # One address has nothing to race: its attempt alone is the plain connect, which is cheaper.
+    if settings.happy_eyeballs_delay is not None and len(resolved) > 1:
+        return (yield from _race(settings, blocking, interleaved(resolved)))
     errors: List[Exception] = []
     try:
-        for family, type, proto, _, sockaddr in (
-            yield ("resolve", host, port, settings.type, settings.proto)
-        ):
+        for family, type, proto, _, sockaddr in resolved:
             try:
                 return (yield from _open_to(settings, blocking, family, type, proto, sockaddr))
             except Exception as error:
@@ -71,17 +80,38 @@ def _open_once(settings: Settings, blocking: bool) -> Steps:
 def _open_to(
     settings: Settings, blocking: bool, family: int, type: int, proto: int, sockaddr: Any
 ) -> Steps:
+    sock = _prepared(settings, blocking, family, type, proto)
+    try:
+        yield ("connect", sock, sockaddr)
+        return (yield from _finished(settings, sock))
+    except BaseException:  # interrupts and cancellation too: nothing is left open
+        sock.close()
+        raise
+
+
+def _prepared(settings: Settings, blocking: bool, family: int, type: int, proto: int) -> Any:
+    """A new socket with the options set and the source bound, not yet connected."""
     sock = settings.socket_factory(family, type, proto)  # type: ignore[misc]
     try:
         if not blocking:
             sock.setblocking(False)
         elif settings.timeout is not DEFAULT_TIMEOUT:
             sock.settimeout(settings.timeout)
-        for level, optname, value in settings.socket_options:
+        # The presets first: a triple the caller spells out in socket_options has the last word.
+        for level, optname, value in settings.tcp_presets() + settings.socket_options:
             sock.setsockopt(level, optname, value)
         if settings.source_address is not None:
             sock.bind(settings.source_address)
-        yield ("connect", sock, sockaddr)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _finished(settings: Settings, sock: Any) -> Steps:
+    """TLS and the hook on a connected socket; if either fails, the socket (wrapped, once it
+    is) is closed here. Wrapping detaches the plain socket: closing that one does nothing."""
+    try:
         if settings.ssl_context is not None:
             # The handshake is a step of its own, so that the socket that fails it is the
             # wrapped one, closed here, not left to the garbage collector.
@@ -93,10 +123,104 @@ def _open_to(
             checked = settings.on_connect(sock)
             if inspect.isawaitable(checked):
                 yield ("await", checked)
-    except BaseException:  # interrupts and cancellation too: nothing is left open
+    except BaseException:  # interrupts and cancellation too
         sock.close()
         raise
     return sock
+
+
+def interleaved(resolved: List[Any]) -> List[Any]:
+    """The addresses in RFC 8305 section 4's order: the resolver's first choice, then
+    alternating between address families, each family keeping the resolver's order."""
+    by_family: Dict[int, List[Any]] = {}
+    for info in resolved:
+        by_family.setdefault(info[0], []).append(info)
+    rounds = itertools.zip_longest(*by_family.values())
+    return [info for row in rounds for info in row if info is not None]
+
+
+def _race(settings: Settings, blocking: bool, addresses: List[Any]) -> Steps:
+    """Happy Eyeballs (RFC 8305 section 5): start the next address's connect when the last
+    has not finished within the delay, or at once when one fails; the first to connect wins.
+
+    Every attempt is a non-blocking socket and the only wait is ("poll", sockets, seconds),
+    which returns those sockets whose connect has finished, either way. `timeout` bounds the
+    whole race. Every socket but the winner is closed on the way out, whatever the way out.
+    """
+    delay: float = settings.happy_eyeballs_delay  # type: ignore[assignment]
+    timeout = settings.timeout
+    if timeout is DEFAULT_TIMEOUT:
+        timeout = socket.getdefaulttimeout()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    waiting = list(addresses)
+    errors: List[Optional[Exception]] = []  # one per attempt started, in order; None: not yet
+    pending: Dict[Any, int] = {}  # socket: its attempt's place in `errors`
+    attempts: List[Any] = []  # every socket made
+    connected = None
+    winner = None  # what is handed out: `connected`, or its TLS wrapper
+    next_start = time.monotonic()
+    try:
+        while connected is None:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline and errors:  # none starts after it
+                for place in pending.values():
+                    errors[place] = socket.timeout("timed out")
+                raise combined(errors, settings.all_errors)  # type: ignore[arg-type]
+            if waiting and (now >= next_start or not pending):
+                next_start = now + delay
+                connected = _start(settings, waiting.pop(0), attempts, pending, errors)
+                if errors[-1] is not None:
+                    next_start = now  # a failed attempt lets the next one start at once
+                continue
+            if not pending:
+                raise combined(errors, settings.all_errors)  # type: ignore[arg-type]
+            wait = next_start - now if waiting else None
+            if deadline is not None:
+                wait = deadline - now if wait is None else min(wait, deadline - now)
+            for sock in (yield ("poll", list(pending), wait)):
+                place = pending.pop(sock)
+                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if code == 0 and connected is None:
+                    connected = sock  # two at once: the first the poll reports
+                elif code != 0:
+                    errors[place] = OSError(code, os.strerror(code))
+                    next_start = time.monotonic()
+        if blocking:  # handed out as the blocking `with` hands out every socket
+            connected.settimeout(timeout)
+        winner = yield from _finished(settings, connected)
+        return winner
+    finally:
+        for sock in attempts:
+            if sock is not winner:  # the runners-up (failed, pending or also connected), and
+                sock.close()  # the first to connect too, unless it is handed out
+        errors = []  # the tracebacks refer to this frame: break the cycle
+
+
+def _start(
+    settings: Settings,
+    address: Any,
+    attempts: List[Any],
+    pending: Dict[Any, int],
+    errors: List[Optional[Exception]],
+) -> Any:
+    """Begin one attempt's connect; the socket if it connected at once, else None."""
+    family, type, proto, _, sockaddr = address
+    errors.append(None)
+    try:
+        sock = _prepared(settings, False, family, type, proto)
+    except Exception as error:
+        errors[-1] = error
+        return None
+    attempts.append(sock)
+    try:
+        sock.connect(sockaddr)
+    except (BlockingIOError, InterruptedError):
+        pending[sock] = len(errors) - 1  # under way: a poll tells how it ends
+        return None
+    except Exception as error:
+        errors[-1] = error
+        return None
+    return sock  # at once: a fast loopback, say
 
 
 def open_blocking(settings: Settings) -> Any:
@@ -165,6 +289,8 @@ def _wait_blocking(wait: Wait, settings: Settings) -> Generator[Any, None, Any]:
         return socket.getaddrinfo(host, port, 0, type, proto)  # looked up now: replaceable
     if what == "sleep":
         return time.sleep(wait[1])
+    if what == "poll":
+        return _poll_blocking(wait[1], wait[2])
     getattr(wait[1], "close", lambda: None)()  # a coroutine never awaited, closed quietly
     raise TypeError(
         "on_connect returned an awaitable in a blocking `with`; use `async with` to await it"
@@ -186,7 +312,48 @@ async def _wait_async(wait: Wait, settings: Settings) -> Any:
         return await loop.getaddrinfo(host, port, type=type, proto=proto)
     if what == "sleep":
         return await asyncio.sleep(wait[1])
+    if what == "poll":
+        return await _poll_async(loop, wait[1], wait[2])
     return await wait[1]
+
+
+def _poll_blocking(socks: List[Any], timeout: Optional[float]) -> List[Any]:
+    """The sockets whose connect has finished (a connect ends writable, either way)."""
+    if not hasattr(select, "poll"):  # Windows: a failed connect shows in select's third list
+        with selectors.SelectSelector() as selector:
+            for sock in socks:
+                selector.register(sock, selectors.EVENT_WRITE)
+            return [key.fileobj for key, _ in selector.select(timeout)]
+    # poll(2) itself: a third of what selectors.PollSelector costs per wait.
+    poller = select.poll()
+    for sock in socks:
+        poller.register(sock, select.POLLOUT)
+    milliseconds = None if timeout is None else math.ceil(timeout * 1000)
+    finished = {fd for fd, _ in poller.poll(milliseconds)}
+    return [sock for sock in socks if sock.fileno() in finished]
+
+
+async def _poll_async(
+    loop: asyncio.AbstractEventLoop, socks: List[Any], timeout: Optional[float]
+) -> List[Any]:
+    """The same on the running loop: its own writer callbacks, removed before returning."""
+    ready: List[Any] = []
+    woken = loop.create_future()
+
+    def finished(sock: Any) -> None:
+        loop.remove_writer(sock)  # once: the loop may poll again before this task resumes
+        ready.append(sock)
+        if not woken.done():
+            woken.set_result(None)
+
+    try:
+        for sock in socks:
+            loop.add_writer(sock, finished, sock)
+        await asyncio.wait([woken], timeout=timeout)
+    finally:
+        for sock in socks:
+            loop.remove_writer(sock)
+    return ready
 
 
 async def connect_async(

@@ -9,7 +9,7 @@ import operator
 import os
 import socket
 import sys
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 # The same object socket.create_connection uses for "the stdlib's global default".
 DEFAULT_TIMEOUT: Any = socket._GLOBAL_DEFAULT_TIMEOUT  # type: ignore[attr-defined]
@@ -17,6 +17,11 @@ DEFAULT_TIMEOUT: Any = socket._GLOBAL_DEFAULT_TIMEOUT  # type: ignore[attr-defin
 # What the socket module itself accepts as a host name in an address tuple.
 _HOST_TYPES = (str, bytes, bytearray)
 _IP_FAMILIES = (socket.AF_INET, getattr(socket, "AF_INET6", -1), socket.AF_UNSPEC)
+# The keepalive knobs for (idle, interval, count): Linux and Windows call the first
+# TCP_KEEPIDLE, macOS TCP_KEEPALIVE; None where the platform lacks any of the three.
+_IDLE = getattr(socket, "TCP_KEEPIDLE", getattr(socket, "TCP_KEEPALIVE", None))
+_KNOBS = (_IDLE, getattr(socket, "TCP_KEEPINTVL", None), getattr(socket, "TCP_KEEPCNT", None))
+KEEPALIVE_KNOBS: Optional[Tuple[Any, ...]] = None if None in _KNOBS else _KNOBS
 # Given positionally, as socket.socket's own parameters are; every option is keyword-only.
 POSITIONAL = ("address", "family", "type", "proto")
 _SLOTS = {"slots": True} if sys.version_info >= (3, 10) else {}
@@ -41,6 +46,9 @@ class Settings:
     on_connect: Optional[Callable[[Any], Any]] = None
     retries: int = 0
     backoff: float = 0.1
+    happy_eyeballs_delay: Optional[float] = None
+    tcp_nodelay: bool = False
+    tcp_keepalive: Union[bool, Tuple[int, int, int], None] = None
     # Reuse: how sockets are kept between blocks, not how they are opened.
     pool_size: int = 0
     idle_timeout: Optional[float] = None
@@ -67,6 +75,13 @@ class Settings:
             "on_connect": _callable_or_none("on_connect", self.on_connect),
             "retries": _count("retries", self.retries),
             "backoff": _seconds("backoff", self.backoff),
+            "happy_eyeballs_delay": _happy_eyeballs_delay(self.happy_eyeballs_delay, family),
+            "tcp_nodelay": _tcp_only(
+                "tcp_nodelay", _bool("tcp_nodelay", self.tcp_nodelay), family, self.type
+            ),
+            "tcp_keepalive": _tcp_only(
+                "tcp_keepalive", _keepalive(self.tcp_keepalive), family, self.type
+            ),
             "pool_size": _count("pool_size", self.pool_size),
             "idle_timeout": _positive_seconds_or_none("idle_timeout", self.idle_timeout),
             "max_lifetime": _positive_seconds_or_none("max_lifetime", self.max_lifetime),
@@ -82,6 +97,18 @@ class Settings:
             if field.name not in REUSE_OPTIONS
         )
         object.__setattr__(self, "plain", plain)
+
+    def tcp_presets(self) -> Tuple[Tuple[int, int, int], ...]:
+        """The (level, optname, value) triples that tcp_nodelay and tcp_keepalive stand for."""
+        presets = []
+        if self.tcp_nodelay:
+            presets.append((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1))
+        if self.tcp_keepalive is not None:
+            presets.append((socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1))
+        if isinstance(self.tcp_keepalive, tuple) and KEEPALIVE_KNOBS is not None:
+            for optname, value in zip(KEEPALIVE_KNOBS, self.tcp_keepalive):
+                presets.append((socket.IPPROTO_TCP, optname, value))
+        return tuple(presets)
 
     @property
     def depth_limit(self) -> int:
@@ -182,6 +209,41 @@ def _positive_seconds_or_none(name: str, value: Any) -> Optional[float]:
     if not 0 < value < math.inf:  # also refuses NaN
         raise ValueError(f"{name} must be None or a finite number of seconds above 0, not {value}")
     return float(value)
+
+
+def _happy_eyeballs_delay(value: Any, family: int) -> Optional[float]:
+    if value is None:
+        return None
+    delay = _seconds("happy_eyeballs_delay", value)
+    if family != socket.AF_UNSPEC:  # one family gives one address: there is nothing to race
+        raise ValueError("happy_eyeballs_delay needs family=AF_UNSPEC")
+    return delay
+
+
+def _keepalive(value: Any) -> Union[bool, Tuple[int, ...], None]:
+    if value is None or value is False:  # False reads as "no keepalive", as None does
+        return None
+    if value is True:
+        return True
+    if not isinstance(value, (tuple, list)) or len(value) != 3:
+        raise TypeError(
+            f"tcp_keepalive must be None, True or an (idle, interval, count) tuple, not {value!r}"
+        )
+    for part, number in zip(("idle", "interval", "count"), value):
+        if _integer(f"tcp_keepalive {part}", number) < 1:
+            raise ValueError(f"tcp_keepalive {part} must be at least 1, not {number}")
+    if KEEPALIVE_KNOBS is None:
+        raise ValueError(
+            "tcp_keepalive (idle, interval, count) is not supported on this platform;"
+            " use tcp_keepalive=True for the system's defaults"
+        )
+    return tuple(operator.index(number) for number in value)
+
+
+def _tcp_only(name: str, value: Any, family: int, type: int) -> Any:
+    if value and not (family in _IP_FAMILIES and type == socket.SOCK_STREAM):
+        raise ValueError(f"{name} needs a TCP connection: an IP family and SOCK_STREAM")
+    return value
 
 
 def _timeout(value: Any) -> Any:
