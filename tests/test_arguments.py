@@ -138,6 +138,8 @@ def test_family_enum_and_plain_integers_are_accepted(LazyConnection):
         ({"retries": 1.5}, TypeError, "retries"),
         ({"backoff": -0.1}, ValueError, "backoff"),
         ({"backoff": None}, TypeError, "backoff"),
+        ({"timeout": 10**400}, ValueError, "timeout"),  # too large even for a float
+        ({"backoff": 10**400}, ValueError, "backoff"),
     ],
     ids=lambda value: (
         None if not isinstance(value, dict) else "-".join(f"{k}={v!r}" for k, v in value.items())

@@ -409,3 +409,49 @@ def test_public_classes_are_importable_under_their_names():
     assert lazyconnection.PyLazyConnection.__name__ == "PyLazyConnection"
     if lazyconnection.CLazyConnection is not None:
         assert lazyconnection.CLazyConnection.__name__ == "CLazyConnection"
+
+
+@pytest.mark.parametrize("pool_size", [0, 2])
+def test_an_exit_elsewhere_that_races_a_nested_enter_takes_nothing(
+    LazyConnection, echo_address, pool_size
+):
+    """The other context's exit chose the owner's innermost socket; before it took it, the
+    owner entered again. It must not take the newer socket (to close it, or to keep it idle
+    while the owner uses it)."""
+    from lazyconnection._registry import NO_OPEN_CONNECTION, stack_elsewhere
+
+    conn = LazyConnection(echo_address, pool_size=pool_size)
+    paused, resume, errors = threading.Event(), threading.Event(), []
+
+    def tracer(frame, event, arg):
+        if event == "call":
+            return tracer if frame.f_code is stack_elsewhere.__code__ else None
+        if event == "return":  # chosen, not yet taken
+            paused.set()
+            resume.wait(10)
+        return tracer
+
+    def exit_elsewhere():
+        sys.settrace(tracer)
+        try:
+            conn.__exit__(None, None, None)
+        except RuntimeError as error:
+            errors.append(str(error))
+        finally:
+            sys.settrace(None)
+
+    outer = conn.__enter__()
+    other = threading.Thread(target=exit_elsewhere)
+    other.start()
+    try:
+        assert paused.wait(10)
+        with conn as inner:
+            resume.set()
+            other.join(10)
+            assert conn.connections == (outer, inner) and inner.fileno() != -1
+            assert conn.stats()["idle"] == 0
+        assert errors == [NO_OPEN_CONNECTION]
+    finally:
+        resume.set()
+        conn.__exit__(None, None, None)
+        conn.close_idle()

@@ -9,6 +9,7 @@ import os
 import pickle
 import select
 import socket
+import ssl
 import threading
 import time
 import warnings
@@ -430,6 +431,8 @@ def test_repr_shows_the_idle_count_when_pooling(LazyConnection, echo_address, no
         ("max_lifetime", 0.0, ValueError, "max_lifetime must be None or a finite number"),
         ("max_lifetime", -5, ValueError, "max_lifetime must be None or a finite number"),
         ("max_lifetime", [], TypeError, "max_lifetime must be None or a number of seconds"),
+        ("idle_timeout", 10**400, ValueError, "idle_timeout must be None or a finite number"),
+        ("max_lifetime", 10**400, ValueError, "max_lifetime must be None or a finite number"),
     ],
 )
 def test_bad_pool_settings_are_refused_at_construction(
@@ -535,3 +538,225 @@ def test_nothing_leaks_over_a_matrix_of_servers_and_faults(
             stats = conn.stats()
             assert stats["opened"] + stats["reused"] >= len(FAULTS)
             conn.close_idle()
+
+
+def test_a_socket_closed_while_a_file_of_it_is_open_is_not_kept(
+    LazyConnection, echo_address, no_leaks
+):
+    with no_leaks():
+        conn = LazyConnection(echo_address, pool_size=2)
+        with conn as sock:
+            reader = sock.makefile("rb")
+            sock.close()  # its descriptor stays open until the file closes too
+        assert conn.stats()["idle"] == 0
+        reader.close()
+
+
+def test_a_socket_past_max_lifetime_counts_as_discarded_when_the_pool_is_full(
+    LazyConnection, echo_address, no_leaks
+):
+    with no_leaks():
+        conn = LazyConnection(echo_address, pool_size=1, max_lifetime=0.2)
+        with conn as old:
+            time.sleep(0.3)
+            with conn:  # young: kept, and the pool is full
+                pass
+        assert old.fileno() == -1
+        assert conn.stats() == {"opened": 2, "reused": 0, "discarded": 1, "idle": 1}
+        conn.close_idle()
+
+
+def test_async_with_refuses_tls_even_with_a_socket_idle(
+    LazyConnection, tls_address, trusting_context, no_leaks
+):
+    async def enter(conn):
+        async with conn:
+            pass
+
+    with no_leaks():
+        conn = LazyConnection(tls_address, pool_size=1, ssl_context=trusting_context)
+        with conn:
+            pass
+        with pytest.raises(NotImplementedError, match="TLS is not supported with `async with`"):
+            asyncio.run(enter(conn))
+        assert conn.stats()["idle"] == 1
+        conn.close_idle()
+
+
+def test_an_interrupt_in_the_tls_check_closes_the_socket(
+    LazyConnection, tls_address, trusting_context, monkeypatch, no_leaks
+):
+    armed = []
+
+    def interrupted(sock, unusable):
+        if armed:
+            raise KeyboardInterrupt
+        return True
+
+    from lazyconnection import _connection
+
+    monkeypatch.setattr(_connection, "tls_usable", interrupted)  # read at construction
+    with no_leaks():
+        conn = LazyConnection(tls_address, pool_size=1, ssl_context=trusting_context)
+        with conn as sock:
+            pass
+        armed.append(True)
+        with pytest.raises(KeyboardInterrupt):
+            with conn:  # the check of the idle socket
+                pass
+        assert sock.fileno() == -1 and conn.stats()["idle"] == 0 and not conn.connections
+        armed.clear()
+        with pytest.raises(KeyboardInterrupt):
+            with conn as again:
+                armed.append(True)  # the check at the end of the block: on no stack either
+        assert again.fileno() == -1 and conn.stats()["idle"] == 0 and not conn.connections
+
+
+class _MemoryBioServer:
+    """A TLS server on 127.0.0.1 that controls what it writes down to the byte: each
+    connection gets `serve(tls, raw, flush)` once its handshake is done."""
+
+    def __init__(self, pem, serve):
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(pem)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(WAIT_SECONDS)  # closing it would not wake a blocked accept()
+        self.address = self.listener.getsockname()
+        self.serve = serve
+        self.threads = []
+        self.accepting = threading.Thread(target=self._accept)
+        self.accepting.start()
+
+    def _accept(self):
+        for _ in range(2):  # the connection under test and the one opened instead of it
+            try:
+                raw, _ = self.listener.accept()
+            except OSError:
+                return
+            thread = threading.Thread(target=self._run, args=(raw,))
+            thread.start()
+            self.threads.append(thread)
+
+    def _run(self, raw):
+        with raw:
+            raw.settimeout(WAIT_SECONDS)
+            incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+            tls = self.context.wrap_bio(incoming, outgoing, server_side=True)
+
+            def flush(hold=0):
+                data = outgoing.read()
+                raw.sendall(data[: len(data) - hold])
+                return data[len(data) - hold :]
+
+            def step(operation):
+                while True:
+                    try:
+                        return operation()
+                    except ssl.SSLWantReadError:
+                        flush()
+                        data = raw.recv(65536)
+                        if not data:
+                            raise ConnectionAbortedError("the client closed") from None
+                        incoming.write(data)
+
+            try:
+                step(tls.do_handshake)
+                flush()
+                self.serve(tls, raw, flush, step)
+            except (OSError, ssl.SSLError):
+                pass  # the client went: nothing more to serve
+
+    def join(self):
+        """Wait until every connection is served and closed: the client has closed its end."""
+        for thread in list(self.threads):
+            thread.join(WAIT_SECONDS)
+
+    def close(self):
+        self.listener.close()
+        self.accepting.join(WAIT_SECONDS)
+        self.join()
+
+
+@pytest.fixture
+def memory_bio_server(tls_pem):
+    servers = []
+
+    def start(serve):
+        servers.append(_MemoryBioServer(str(tls_pem()), serve))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def test_a_tls_socket_with_part_of_an_unsolicited_record_is_not_handed_out(
+    LazyConnection, memory_bio_server, trusting_context, no_leaks
+):
+    partial_sent, finish = threading.Event(), threading.Event()
+
+    def serve(tls, raw, flush, step):
+        tls.write(step(lambda: tls.read(1024)))
+        flush()
+        if partial_sent.is_set():  # the connection opened instead: quiet until closed
+            step(lambda: tls.read(1024))
+            return
+        tls.write(b"!" * 100)  # nobody asked for it, and its last 5 bytes come late
+        held = flush(hold=5)
+        partial_sent.set()
+        finish.wait(WAIT_SECONDS)
+        raw.sendall(held)
+
+    server = memory_bio_server(serve)
+    with no_leaks():
+        conn = LazyConnection(server.address, pool_size=1, ssl_context=trusting_context, timeout=5)
+        with conn as first:
+            first.sendall(b"ask")
+            assert first.recv(3) == b"ask"
+        assert partial_sent.wait(WAIT_SECONDS)
+        _wait_readable(first)
+        with conn as second:
+            assert second is not first and first.fileno() == -1
+            assert echo_tls(second, b"again") == b"again"
+        finish.set()
+        conn.close_idle()
+        server.join()
+
+
+def echo_tls(sock, payload):
+    sock.sendall(payload)
+    return sock.recv(len(payload))
+
+
+def test_a_tls_socket_whose_body_ended_tls_is_not_kept(
+    LazyConnection, memory_bio_server, trusting_context, no_leaks
+):
+    def serve(tls, raw, flush, step):
+        try:
+            step(lambda: tls.read(1024))  # b"": the client's close_notify
+        except ssl.SSLZeroReturnError:
+            pass
+        try:
+            tls.unwrap()  # answered, and the TCP connection kept, as STARTTLS peers do
+        except ssl.SSLWantReadError:
+            pass
+        flush()
+        raw.recv(1024)
+
+    server = memory_bio_server(serve)
+    with no_leaks():
+        conn = LazyConnection(server.address, pool_size=1, ssl_context=trusting_context, timeout=5)
+        with conn as sock:
+            plain = sock.unwrap()  # the next user would write in the clear
+        assert conn.stats()["idle"] == 0 and sock.fileno() == -1
+        plain.close()
+        server.join()
+
+
+def test_a_pool_size_beyond_any_count_means_unlimited(LazyConnection, echo_address, no_leaks):
+    with no_leaks():
+        conn = LazyConnection(echo_address, pool_size=2**80)
+        with conn, conn:
+            pass
+        assert conn.options["pool_size"] == 2**80 and conn.stats()["idle"] == 2
+        conn.close_idle()

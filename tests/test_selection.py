@@ -48,3 +48,21 @@ def test_environment_variable_forces_pure_python():
 
 def test_empty_environment_variable_does_not_force_pure_python():
     assert _selected_in_child(LAZYCONNECTION_NO_EXTENSIONS="") == _selected_in_child()
+
+
+def test_the_compiled_kernel_imports_where_ip_sockets_are_refused(compiled_class, tmp_path):
+    """A sandbox may allow only Unix sockets: the import must not need an AF_INET socket."""
+    script = (
+        "import socket\n"
+        "class Refused(socket.socket):\n"
+        "    def __init__(self, family=-1, *args, **kwargs):\n"
+        "        if family in (-1, socket.AF_INET, socket.AF_INET6):\n"
+        "            raise OSError(97, 'Address family not supported by protocol')\n"
+        "        super().__init__(family, *args, **kwargs)\n"
+        "socket.socket = Refused\n"
+        "import lazyconnection\n"
+        "assert lazyconnection.LazyConnection is lazyconnection.CLazyConnection\n"
+        "from lazyconnection import _kernel_c\n"
+        "assert _kernel_c.SOCKET_FIELDS_READ is False\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)

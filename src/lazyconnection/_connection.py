@@ -7,12 +7,13 @@ import inspect
 import os
 import platform
 import socket
+import sys
 from socket import AF_INET, SOCK_STREAM
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Type, TypeVar, Union
 
 from . import _kernel_py
-from ._opening import open_async, open_blocking
+from ._opening import check_async, open_async, open_blocking
 from ._pool import Pool, tls_usable
 from ._settings import Settings, signature
 
@@ -70,7 +71,7 @@ class _LazyConnection(_Kernel):
                 pool.idle,
                 pool.lent,
                 pool.inherited,
-                settings.pool_size,
+                min(settings.pool_size, sys.maxsize),  # more than can be open: unlimited
                 settings.idle_timeout or 0.0,
                 settings.max_lifetime or 0.0,
                 settings.timeout,
@@ -82,6 +83,7 @@ class _LazyConnection(_Kernel):
     )
 
     async def __aenter__(self) -> socket.socket:
+        check_async(self._settings)
         stack = self._reserve()
         if self._pool is not None:
             reused = self._reuse(stack)

@@ -91,9 +91,11 @@ typedef struct {
     int64_t sock_timeout;  /* nanoseconds; negative: blocking without timeout; 0: non-blocking */
 } lazyconnection_socket_layout;
 
-static PyTypeObject *lazyconnection_socket_type = NULL;  /* _socket.socket, once checked */
+/* socket.socket, once the layout is checked. Only sockets of exactly this type are read:
+   a subclass may override fileno() or gettimeout(), which are then called. */
+static PyTypeObject *lazyconnection_socket_type = NULL;
 
-/* Whether `probe` (a new _socket.socket of the given family and type, its timeout set to
+/* Whether `probe` (a new socket.socket of the given family and type, its timeout set to
    `timeout_ns`) has its fields where the layout says; if so, use the layout from now on. */
 static int lazyconnection_check_layout(
     PyObject *probe, int family, int type, long long timeout_ns
@@ -117,8 +119,7 @@ static int lazyconnection_layout_checked(void) {
 }
 
 static int lazyconnection_has_layout(PyObject *sock) {
-    return lazyconnection_socket_type != NULL
-        && PyObject_TypeCheck(sock, lazyconnection_socket_type);
+    return Py_TYPE(sock) == lazyconnection_socket_type;
 }
 
 /* The socket's descriptor, or -1 if it is closed or has none: no Python exception leaves. */
@@ -147,9 +148,25 @@ static int lazyconnection_unusable(PyObject *sock) {
     return poll(&check, 1, 0) != 0;  /* an event, or an error: not to be handed out */
 }
 
-/* Whether the socket is still open (the body may have closed it). */
+/* Whether the socket is still open (the body may have closed it). A socket.socket closed
+   while a makefile() object is open keeps its descriptor until that object closes it too:
+   its _closed says so. No Python exception leaves. */
 static int lazyconnection_is_open(PyObject *sock) {
-    return lazyconnection_fileno(sock) >= 0;
+    static PyObject *closed_name = NULL;
+    if (lazyconnection_fileno(sock) < 0) return 0;
+    if (closed_name == NULL && (closed_name = PyUnicode_InternFromString("_closed")) == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *closed = PyObject_GetAttr(sock, closed_name);
+    if (closed == NULL) {  /* not a socket.socket: its descriptor is all there is to go by */
+        PyErr_Clear();
+        return 1;
+    }
+    int is_closed = PyObject_IsTrue(closed);
+    Py_DECREF(closed);
+    if (is_closed < 0) PyErr_Clear();
+    return is_closed == 0;
 }
 
 /* Give the socket this timeout (None, or seconds as a float; 0.0 is non-blocking) unless it
@@ -183,22 +200,16 @@ static double lazyconnection_now(void) {
     return (double)now.tv_sec + now.tv_nsec * 1e-9;
 }
 
-/* sock.connect(address), closing the socket before an error leaves, as
-   `try: ... except BaseException: sock.close(); raise` does, without the cost of
-   saving the exception state on the way in. */
-static int lazyconnection_connect_or_close(PyObject *sock, PyObject *address) {
-    PyObject *args[2] = {sock, address};
-    PyObject *result = lazyconnection_call(&lazyconnection_connect_method, args, 2);
-    if (result != NULL) {
-        Py_DECREF(result);
-        return 0;
-    }
+/* With an error set: close the socket and return -1, the error still set, as
+   `except BaseException: sock.close(); raise` does, without the cost of saving the exception
+   state on the way in. An error of close leaves instead, the first as its context. */
+static int lazyconnection_close_after_error(PyObject *sock) {
     PyObject *type, *value, *traceback;
     PyErr_Fetch(&type, &value, &traceback);
     PyErr_NormalizeException(&type, &value, &traceback);
     if (traceback != NULL) PyException_SetTraceback(value, traceback);
     PyObject *closed = lazyconnection_sock_close(sock);
-    if (closed == NULL) {  /* close's error leaves, the connect error as its context */
+    if (closed == NULL) {
         PyObject *close_type, *close_value, *close_traceback;
         PyErr_Fetch(&close_type, &close_value, &close_traceback);
         PyErr_NormalizeException(&close_type, &close_value, &close_traceback);
@@ -211,6 +222,24 @@ static int lazyconnection_connect_or_close(PyObject *sock, PyObject *address) {
     Py_DECREF(closed);
     PyErr_Restore(type, value, traceback);
     return -1;
+}
+
+/* sock.connect(address), closing the socket before an error leaves. */
+static int lazyconnection_connect_or_close(PyObject *sock, PyObject *address) {
+    PyObject *args[2] = {sock, address};
+    PyObject *result = lazyconnection_call(&lazyconnection_connect_method, args, 2);
+    if (result == NULL) return lazyconnection_close_after_error(sock);
+    Py_DECREF(result);
+    return 0;
+}
+
+/* Give the socket this timeout (None, or seconds as a float; 0.0 is non-blocking) unless it
+   has it already; close it before an error leaves. */
+static int lazyconnection_ensure_timeout_or_close(PyObject *sock, PyObject *timeout) {
+    if (lazyconnection_ensure_timeout(sock, timeout) < 0) {
+        return lazyconnection_close_after_error(sock);
+    }
+    return 0;
 }
 
 

@@ -10,7 +10,7 @@ from cpython.weakref cimport PyWeakref_NewRef
 from contextvars import ContextVar
 import socket
 
-from ._registry import ALREADY_CONNECTED, stack_elsewhere, sweep
+from ._registry import ALREADY_CONNECTED, NO_OPEN_CONNECTION, stack_elsewhere, sweep
 from ._settings import DEFAULT_TIMEOUT
 
 
@@ -33,7 +33,7 @@ cdef extern from "_kernel_c.h":
     # An idle socket's checks, in C: poll() with no wait on its descriptor.
     bint lazyconnection_unusable(object sock)
     bint lazyconnection_is_open(object sock)
-    int lazyconnection_ensure_timeout(object sock, object timeout) except -1
+    int lazyconnection_ensure_timeout_or_close(object sock, object timeout) except -1
     double lazyconnection_now()
     # Reads a socket's descriptor and timeout from its fields once they are found in place.
     int lazyconnection_check_layout(object probe, int family, int type, long long ns) except -1
@@ -60,8 +60,10 @@ cdef object _getdefaulttimeout = socket.getdefaulttimeout
 
 
 cdef _check_socket_layout():
-    import _socket
-    probe = _socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    except OSError:  # refused here (a sandbox, say): the fields stay unread, fileno() is called
+        return
     try:
         probe.settimeout(1.5)
         lazyconnection_check_layout(probe, socket.AF_INET, socket.SOCK_DGRAM, 1_500_000_000)
@@ -192,7 +194,9 @@ cdef class Kernel:
     def __exit__(self, exc_type, exc, tb, /):
         cdef list stack = _own_stack(self, False)
         if not stack:
-            stack = stack_elsewhere(self._stacks, _parent(), exc_type)
+            stack, chosen = stack_elsewhere(self._stacks, _parent(), exc_type)
+            if not stack or stack[len(stack) - 1] is not chosen:  # its owner moved on meanwhile
+                raise RuntimeError(NO_OPEN_CONNECTION)
         born = _unlend(self, stack) if self._pool_size else None
         sock = lazyconnection_pop(stack)
         if born is None or not _kept(self, sock, born, exc_type):
@@ -275,7 +279,7 @@ cdef object _reuse(Kernel self, list stack, bint blocking):
         timeout = self._timeout if blocking else 0.0
         if timeout is DEFAULT_TIMEOUT:
             timeout = _getdefaulttimeout()
-        lazyconnection_ensure_timeout(sock, timeout)
+        lazyconnection_ensure_timeout_or_close(sock, timeout)
         self._reused += 1
         stack.append(sock)
         if self._lent is not None:
@@ -292,9 +296,17 @@ cdef inline bint _expired(Kernel self, double born, double since, double now):
 
 cdef inline bint _usable(Kernel self, sock) except -1:
     cdef bint unusable = lazyconnection_unusable(sock)
-    if self._tls_usable is not None:
+    if self._tls_usable is None:
+        return not unusable
+    return _tls_usable(self, sock, unusable)
+
+
+cdef bint _tls_usable(Kernel self, sock, bint unusable) except -1:
+    try:  # Python code, which an interrupt may stop: the socket is on no stack
         return self._tls_usable(sock, unusable)
-    return not unusable
+    except BaseException:
+        lazyconnection_sock_close(sock)
+        raise
 
 
 cdef inline object _unlend(Kernel self, list stack):
@@ -302,8 +314,6 @@ cdef inline object _unlend(Kernel self, list stack):
 
     Taken while the socket is still on its stack: one in neither place would stay lent.
     """
-    if not stack:  # emptied by another thread: the pop that follows says so
-        return None
     sock = stack[len(stack) - 1]
     if self._inherited and sock in self._inherited:
         self._inherited.discard(sock)
@@ -320,16 +330,15 @@ cdef inline object _unlend(Kernel self, list stack):
 
 cdef bint _kept(Kernel self, sock, double born, exc_type) except -1:
     """Whether the socket went back to the idle pool; if not, the caller closes it."""
-    if exc_type is not None or len(self._idle) >= self._pool_size:
+    if exc_type is not None or not lazyconnection_is_open(sock):  # raised, or closed it
         return False
-    if not lazyconnection_is_open(sock):  # the body closed it
+    if self._tls_usable is not None and not _tls_usable(self, sock, False):  # TLS ended, say
         return False
-    if not self._timed:
-        self._idle.append(sock)
-        return True
-    cdef double now = lazyconnection_now()
+    cdef double now = lazyconnection_now() if self._timed else 0.0
     if self._max_lifetime and now - born >= self._max_lifetime:
         self._discarded += 1
         return False
-    self._idle.append((sock, born, now))
+    if len(self._idle) >= self._pool_size:
+        return False
+    self._idle.append((sock, born, now) if self._timed else sock)
     return True

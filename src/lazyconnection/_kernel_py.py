@@ -10,8 +10,8 @@ from threading import get_ident
 from types import TracebackType
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Type
 
-from ._pool import unusable
-from ._registry import ALREADY_CONNECTED, stack_elsewhere, sweep
+from ._pool import is_open, unusable
+from ._registry import ALREADY_CONNECTED, NO_OPEN_CONNECTION, stack_elsewhere, sweep
 from ._settings import DEFAULT_TIMEOUT
 
 
@@ -216,7 +216,9 @@ class Kernel:
     ) -> None:
         stack = self._own_stack(False)
         if not stack:
-            stack = stack_elsewhere(self._stacks, _parent(), exc_type)
+            stack, chosen = stack_elsewhere(self._stacks, _parent(), exc_type)
+            if not stack or stack[-1] is not chosen:  # its owner moved on meanwhile
+                raise RuntimeError(NO_OPEN_CONNECTION)
         born = self._unlend(stack) if self._pool_size else None
         sock = stack.pop()
         if born is None or not self._kept(sock, born, exc_type):
@@ -268,16 +270,20 @@ class Kernel:
                 entry = sock
                 sock, born = entry[0], entry[1]
                 expired = self._expired(born, entry[2], now)
-            if expired or not self._usable(sock):
-                self._discarded += 1
+            try:  # an interrupt may stop the checks: the socket is on no stack yet
+                if expired or not self._usable(sock):
+                    self._discarded += 1
+                    sock.close()
+                    continue
+                # As if newly opened for this mode: blocking with the configured timeout, or not.
+                timeout = self._timeout if blocking else 0.0
+                if timeout is DEFAULT_TIMEOUT:
+                    timeout = socket.getdefaulttimeout()
+                if sock.gettimeout() != timeout:
+                    sock.settimeout(timeout)
+            except BaseException:
                 sock.close()
-                continue
-            # As if newly opened for this mode: blocking with the configured timeout, or not.
-            timeout = self._timeout if blocking else 0.0
-            if timeout is DEFAULT_TIMEOUT:
-                timeout = socket.getdefaulttimeout()
-            if sock.gettimeout() != timeout:
-                sock.settimeout(timeout)
+                raise
             self._reused += 1
             stack.append(sock)
             if self._lent is not None:
@@ -293,17 +299,22 @@ class Kernel:
 
     def _usable(self, sock: Any) -> bool:
         is_unusable = unusable(sock)
-        if self._tls_usable is not None:
-            return self._tls_usable(sock, is_unusable)
-        return not is_unusable
+        if self._tls_usable is None:
+            return not is_unusable
+        return self._tls_check(sock, is_unusable)
+
+    def _tls_check(self, sock: Any, is_unusable: bool) -> bool:
+        try:  # Python code, which an interrupt may stop: the socket is on no stack
+            return self._tls_usable(sock, is_unusable)  # type: ignore[misc]
+        except BaseException:
+            sock.close()
+            raise
 
     def _unlend(self, stack: List[Any]) -> Optional[float]:
         """The innermost socket's time of connect if it may be kept (0.0 when untimed), or None.
 
         Taken while the socket is still on its stack: one in neither place would stay lent.
         """
-        if not stack:  # emptied by another thread: the pop that follows says so
-            return None
         sock = stack[-1]
         if self._inherited and sock in self._inherited:
             self._inherited.discard(sock)
@@ -314,16 +325,15 @@ class Kernel:
 
     def _kept(self, sock: Any, born: float, exc_type: Optional[Type[BaseException]]) -> bool:
         """Whether the socket went back to the idle pool; if not, the caller closes it."""
-        if exc_type is not None or len(self._idle) >= self._pool_size:
+        if exc_type is not None or not is_open(sock):  # raised, or closed it
             return False
-        if sock.fileno() < 0:  # the body closed it
+        if self._tls_usable is not None and not self._tls_check(sock, False):  # TLS ended, say
             return False
-        if not self._timed:
-            self._idle.append(sock)
-            return True
-        now = time.monotonic()
+        now = time.monotonic() if self._timed else 0.0
         if self._max_lifetime and now - born >= self._max_lifetime:
             self._discarded += 1
             return False
-        self._idle.append((sock, born, now))
+        if len(self._idle) >= self._pool_size:
+            return False
+        self._idle.append((sock, born, now) if self._timed else sock)
         return True

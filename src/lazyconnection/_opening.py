@@ -233,13 +233,17 @@ def open_blocking(settings: Settings) -> Any:
     raise AssertionError("a blocking wait suspended")  # pragma: no cover
 
 
-async def open_async(settings: Settings) -> Any:
-    """Run the steps on the running event loop: a non-blocking socket, connected without waits."""
+def check_async(settings: Settings) -> None:
+    """`async with` refuses TLS, whether its socket would be opened or reused."""
     if settings.ssl_context is not None:
         raise NotImplementedError(
             "TLS is not supported with `async with`: the event loop's sock_* calls refuse"
             " SSL sockets; use asyncio.open_connection(..., ssl=context) for TLS streams"
         )
+
+
+async def open_async(settings: Settings) -> Any:
+    """Run the steps on the running event loop: a non-blocking socket, connected without waits."""
     if settings.plain:  # no option: as the kernel's plain `with`, the steps are one connect
         return await _open_plain_async(settings)
     return await _drive(opening(settings, blocking=False), _wait_async, settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import select
+import socket
 import weakref
 from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
@@ -87,21 +88,46 @@ def unusable(sock: Any) -> bool:
 
 
 _poll = getattr(select, "poll", None)
+_PEEK = socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0)
+
+
+def _whole_records(sock: Any) -> bool:
+    """Whether the bytes waiting are whole TLS records: part of one may be data whose rest
+    is still on its way, which reading now would not show."""
+    try:
+        waiting = socket.socket.recv(sock, 65536, _PEEK)  # the raw bytes, left in place
+    except OSError:
+        return False
+    end = 0
+    while end + 5 <= len(waiting):  # each record: type, version, 2-byte length, body
+        end += 5 + int.from_bytes(waiting[end + 3 : end + 5], "big")
+    return 0 < end == len(waiting)
+
+
+def is_open(sock: Any) -> bool:
+    """Whether a socket handed back is still open: the pure kernel's twin of the compiled
+    check. A socket.socket closed while a makefile() object is open keeps its descriptor
+    until that object closes it too: its _closed says so."""
+    try:
+        return bool(sock.fileno() >= 0 and not getattr(sock, "_closed", False))
+    except Exception:  # any failure: not to be kept
+        return False
 
 
 def tls_usable(sock: Any, unusable: bool) -> bool:
-    """A TLS socket's check, after poll(): decrypted bytes waiting make it unusable, and a
-    readable one may only hold records that carry no data (TLS 1.3 session tickets).
+    """A TLS socket's check, after poll(): one whose TLS the body ended (unwrap()) or with
+    decrypted bytes waiting is unusable, and a readable one may only hold whole records that
+    carry no data (TLS 1.3 session tickets).
 
     Reading to tell them apart is safe: a socket that yields data is discarded anyway.
     """
     import ssl
 
-    if sock.pending():
+    if getattr(sock, "_sslobj", None) is None or sock.pending():
         return False
     if not unusable:
         return True
-    if sock.fileno() < 0:
+    if sock.fileno() < 0 or not _whole_records(sock):
         return False
     timeout = sock.gettimeout()
     sock.setblocking(False)

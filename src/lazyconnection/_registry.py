@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Type
+from typing import Any, Dict, List, Optional, Tuple, Type
 
 ALREADY_CONNECTED = "Already connected"
 NO_OPEN_CONNECTION = "__exit__ called with no open connection in this thread, task or greenlet"
@@ -14,9 +14,10 @@ AMBIGUOUS = (
 
 def stack_elsewhere(
     stacks: Dict[Any, List[Any]], parent: Optional[Any], exc_type: Optional[Type[BaseException]]
-) -> List[Any]:
+) -> Tuple[List[Any], Any]:
     """`__exit__` in a context that has no socket open: the stack whose innermost socket its
-    enter gave out, for the caller to take it from as a normal exit does.
+    enter gave out, and that socket, for the caller to take it as a normal exit does (once it
+    has checked that the socket is still the innermost: the stack's owner may have moved on).
 
     A generator closed elsewhere (an abandoned async generator that the event loop finalizes
     in a new task, a generator closed from another thread) exits in a context other than
@@ -35,7 +36,7 @@ def stack_elsewhere(
         (key, stack), *_ = open_stacks
         if count > 1 or (key is parent and not closing_generator):
             raise RuntimeError(AMBIGUOUS.format(count) if count > 1 else NO_OPEN_CONNECTION)
-    return stack
+    return stack, stack[-1]
 
 
 def sweep(stacks: Dict[Any, List[Any]]) -> int:

@@ -196,9 +196,18 @@ def _count(name: str, value: Any) -> int:
 def _seconds(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, not {_type_name(value)}")
-    if not 0 <= value < math.inf:  # also refuses NaN
+    seconds = _finite(value)
+    if not 0 <= seconds < math.inf:  # also refuses NaN
         raise ValueError(f"{name} must be a finite number of seconds, at least 0, not {value}")
-    return float(value)
+    return seconds
+
+
+def _finite(value: Any) -> float:
+    """The number as a float; an integer too large for one is infinite, so refused."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
 
 
 def _positive_seconds_or_none(name: str, value: Any) -> Optional[float]:
@@ -206,9 +215,10 @@ def _positive_seconds_or_none(name: str, value: Any) -> Optional[float]:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be None or a number of seconds, not {_type_name(value)}")
-    if not 0 < value < math.inf:  # also refuses NaN
+    seconds = _finite(value)
+    if not 0 < seconds < math.inf:  # also refuses NaN
         raise ValueError(f"{name} must be None or a finite number of seconds above 0, not {value}")
-    return float(value)
+    return seconds
 
 
 def _happy_eyeballs_delay(value: Any, family: int) -> Optional[float]:
