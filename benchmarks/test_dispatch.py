@@ -17,6 +17,10 @@ GROUP = names.TIMED
 CANDIDATES = (COMPILED, PURE, RECIPE_STACK, RECIPE_THREAD_LOCAL, FLOOR, INLINE, EMPTY_LOOP)
 INSTRUCTION_GROUPS = {callgrind.REAL: names.REAL, callgrind.STAND_IN: names.STAND_IN}
 LAZY = (COMPILED, PURE, RECIPE_STACK, RECIPE_THREAD_LOCAL)
+# Each round's millisecond per candidate, timed as slices in alternation (interleave.py):
+# compiled and the floor cost nearly the same, and with whole-millisecond batches a busy
+# neighbour moved their ratio by a quarter from one full run to the next.
+SLICES = 8
 
 
 def _with_loop(context_manager):
@@ -74,7 +78,7 @@ def rounds(settings, stand_ins, figures):
         loops[FLOOR] = _floor_loop(stand_ins.EmptyContextManager(), factory)
         loops[INLINE] = _inline_loop(factory)
         loops[EMPTY_LOOP] = _empty_loop
-        rounds = settings.new_rounds(loops, CPU)
+        rounds = settings.new_rounds(loops, CPU, SLICES)
         yield rounds
     if rounds.count:
         figures.extend(derive(rounds))
