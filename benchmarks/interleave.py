@@ -7,10 +7,10 @@ rounds of a per-round value (an overhead, a ratio), shown with its interquartile
 
 A round can also cut each candidate's batch into short slices timed in alternation (candidate
 A's first slice, B's first, ..., A's second, ...) and keep each candidate's fastest slice.
-Where the figure is a ratio of two costs only a few tens of nanoseconds apart (compiled and
-floor in the dispatch group), a whole-batch round lets a busy neighbour slow one candidate's
-millisecond and not the next one's; slices a tenth of a millisecond long, side by side, see
-the same machine, and the fastest of each is the one another process disturbed least.
+Where the figure is a ratio of two costs close together (compiled and the floor in the
+dispatch group), a whole-batch round lets a busy neighbour slow one candidate's millisecond
+and not the next one's; slices a tenth of a millisecond long, side by side, see the same
+machine, and the fastest of each is the one another process disturbed least.
 
 Groups whose work stays in the timing thread (dispatch, nesting) are timed with the thread's
 CPU clock: time spent waiting while another process has the core is then not counted, where a
