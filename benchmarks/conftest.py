@@ -64,8 +64,8 @@ class Settings:
         """No interleaved round of a group starts after this many seconds."""
         return 3.0 if self.quick else 60.0
 
-    def new_rounds(self, loops: Dict[str, Any], clock: Clock = WALL) -> Rounds:
-        return Rounds(loops, len(loops) * (self.rounds + 1), self.seconds, clock)
+    def new_rounds(self, loops: Dict[str, Any], clock: Clock = WALL, slices: int = 1) -> Rounds:
+        return Rounds(loops, len(loops) * (self.rounds + 1), self.seconds, clock, slices)
 
 
 _SETTINGS = pytest.StashKey[Settings]()

@@ -1,13 +1,17 @@
 """Dispatch: what one `with` costs when the socket's own calls cost next to nothing."""
 
+import json
 import os
+import subprocess
+import sys
 from socket import AF_INET, SOCK_STREAM
 
 import callgrind
+import compile_stand_ins
 import names
 import pytest
 import references
-from interleave import CPU, exact, figure
+from interleave import CPU, Rounds, exact, figure
 from names import COMPILED, EMPTY_LOOP, FLOOR, INLINE, PURE, RECIPE_STACK, RECIPE_THREAD_LOCAL
 
 import lazyconnection
@@ -17,6 +21,14 @@ GROUP = names.TIMED
 CANDIDATES = (COMPILED, PURE, RECIPE_STACK, RECIPE_THREAD_LOCAL, FLOOR, INLINE, EMPTY_LOOP)
 INSTRUCTION_GROUPS = {callgrind.REAL: names.REAL, callgrind.STAND_IN: names.STAND_IN}
 LAZY = (COMPILED, PURE, RECIPE_STACK, RECIPE_THREAD_LOCAL)
+# Each round's millisecond per candidate, timed as slices in alternation (interleave.py):
+# compiled and the floor cost nearly the same, and with whole-millisecond batches a busy
+# neighbour moved their ratio by a quarter from one full run to the next.
+SLICES = 8
+# Fresh processes, each timing as many rounds as this one, whose rounds join this one's: on
+# CPython 3.11, where a process's code happens to be loaded (address-space randomisation)
+# moves compiled / floor by up to a tenth either way, alike in every round of that process.
+WORKERS = 4
 
 
 def _with_loop(context_manager):
@@ -59,24 +71,42 @@ def _empty_loop(n):
         pass
 
 
-@pytest.fixture(scope="module")
-def rounds(settings, stand_ins, figures):
+def _loops(stand_ins):
+    """Every candidate's loop; the recipe calls `references.socket`, which must be the stand-in
+    factory while they run."""
     factory = stand_ins.stand_in_factory
     loops = {}
     if lazyconnection.CLazyConnection is not None:
         conn = lazyconnection.CLazyConnection(ADDRESS, socket_factory=factory)
         loops[COMPILED] = _with_loop(conn)
     loops[PURE] = _with_loop(lazyconnection.PyLazyConnection(ADDRESS, socket_factory=factory))
+    loops[RECIPE_STACK] = _with_loop(references.RecipeStackLazyConnection(ADDRESS))
+    loops[RECIPE_THREAD_LOCAL] = _with_loop(references.RecipeThreadLocalLazyConnection(ADDRESS))
+    loops[FLOOR] = _floor_loop(stand_ins.EmptyContextManager(), factory)
+    loops[INLINE] = _inline_loop(factory)
+    loops[EMPTY_LOOP] = _empty_loop
+    return loops
+
+
+def _worker_times(count, seconds):
+    """Per-operation times by candidate of `count` rounds timed in a fresh process."""
+    run = subprocess.run(
+        [sys.executable, __file__, str(count), str(seconds)],
+        capture_output=True, text=True, check=True, timeout=seconds + 120,
+    )  # fmt: skip
+    return json.loads(run.stdout)
+
+
+@pytest.fixture(scope="module")
+def rounds(settings, stand_ins, figures):
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(references, "socket", factory)  # the recipe's `socket(family, type)`
-        loops[RECIPE_STACK] = _with_loop(references.RecipeStackLazyConnection(ADDRESS))
-        loops[RECIPE_THREAD_LOCAL] = _with_loop(references.RecipeThreadLocalLazyConnection(ADDRESS))
-        loops[FLOOR] = _floor_loop(stand_ins.EmptyContextManager(), factory)
-        loops[INLINE] = _inline_loop(factory)
-        loops[EMPTY_LOOP] = _empty_loop
-        rounds = settings.new_rounds(loops, CPU)
+        patch.setattr(references, "socket", stand_ins.stand_in_factory)
+        rounds = settings.new_rounds(_loops(stand_ins), CPU, SLICES)
         yield rounds
     if rounds.count:
+        for _ in range(0 if settings.quick else WORKERS):  # quick: this process alone
+            for name, times in _worker_times(rounds.count, settings.seconds).items():
+                rounds.times[name].extend(times)
         figures.extend(derive(rounds))
 
 
@@ -140,3 +170,12 @@ def test_instructions(settings, stand_ins, figures):
             group = INSTRUCTION_GROUPS[sockets]
             figures.append(exact(ratio, "ratio", group=group, what=f"compiled / {other}", of=""))
     assert all(value > 0 for value in dispatch.values())
+
+
+if __name__ == "__main__":  # a worker: python test_dispatch.py ROUNDS SECONDS
+    _stand_ins = compile_stand_ins.load_stand_ins()
+    references.socket = _stand_ins.stand_in_factory
+    _rounds = Rounds(_loops(_stand_ins), int(sys.argv[1]), float(sys.argv[2]), CPU, SLICES)
+    for _ in range(_rounds.max_rounds):
+        _rounds.round()
+    print(json.dumps(_rounds.times))
