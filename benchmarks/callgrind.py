@@ -26,7 +26,7 @@ import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from socket import AF_INET, SOCK_DGRAM
-from typing import Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 from names import COMPILED, EMPTY_LOOP, FLOOR, INLINE, PURE, RECIPE_STACK, RECIPE_THREAD_LOCAL
 
@@ -100,11 +100,6 @@ def _child_loop(candidate: str, sockets: str, stand_ins_dir: str):
     return loop
 
 
-def count(python: str, candidate: str, sockets: str, n: int, stand_ins_dir: str) -> int:
-    """Instructions callgrind counts for one child process running `n` iterations."""
-    return total([python, __file__, "--child", candidate, sockets, str(n), stand_ins_dir])
-
-
 def total(command: List[str]) -> int:
     """Instructions callgrind counts for one process running `command`."""
     with tempfile.TemporaryDirectory() as directory:
@@ -128,17 +123,25 @@ def measure(
     """Instructions per `with` above an empty loop, by (sockets, candidate), INLINE included."""
     candidates = [c for c in (*CANDIDATES, INLINE) if compiled or c != COMPILED]
     jobs = [(sockets, c) for sockets in SOCKETS for c in candidates]
-    jobs.append((REAL, EMPTY_LOOP))
-    runs = [(job, size) for job in jobs for size in (n, 2 * n)]
+
+    def command(job: Tuple[str, str], size: int) -> List[str]:
+        sockets, candidate = job
+        return [python, __file__, "--child", candidate, sockets, str(size), stand_ins_dir]
+
+    return per_operation(jobs, (REAL, EMPTY_LOOP), command, n)
+
+
+def per_operation(
+    jobs: List[Any], empty: Any, command: Callable[[Any, int], List[str]], n: int
+) -> Dict[Any, float]:
+    """Instructions per operation of each job above the `empty` job (an empty loop): each
+    runs under callgrind with n and with 2n operations, so that start-up cancels out.
+    `command(job, size)` is the command line of one run."""
+    runs = [(job, size) for job in (*jobs, empty) for size in (n, 2 * n)]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        totals = list(
-            pool.map(lambda run: count(python, run[0][1], run[0][0], run[1], stand_ins_dir), runs)
-        )
-    per_iteration = {
-        job: (totals[2 * i + 1] - totals[2 * i]) / n for i, job in enumerate(jobs)
-    }  # fmt: skip
-    empty = per_iteration.pop((REAL, EMPTY_LOOP))
-    return {job: value - empty for job, value in per_iteration.items()}
+        totals = dict(zip(runs, pool.map(lambda run: total(command(*run)), runs)))
+    per = {job: (totals[job, 2 * n] - totals[job, n]) / n for job in (*jobs, empty)}
+    return {job: per[job] - per[empty] for job in jobs}
 
 
 def overheads(counts: Dict[Tuple[str, str], float]) -> Dict[Tuple[str, str], float]:

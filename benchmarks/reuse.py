@@ -17,8 +17,7 @@ import queue
 import socket
 import sys
 import warnings
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 from names import COMPILED, EMPTY_LOOP, LIFO_QUEUE, PURE, REDIS, URLLIB3
 
@@ -129,19 +128,12 @@ def instructions(
     import callgrind
 
     host, port = address
-    candidates = [c for c in (*CANDIDATES, EMPTY_LOOP) if available(c)]
-    jobs = [(c, size) for c in candidates for size in (n, 2 * n)]
 
-    def run(job: Tuple[str, int]) -> int:
-        candidate, size = job
-        command = [python, __file__, host, str(port), "--child", candidate, "-n", str(size)]
-        return callgrind.total(command)
+    def command(candidate: str, size: int) -> List[str]:
+        return [python, __file__, host, str(port), "--child", candidate, "-n", str(size)]
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        totals = dict(zip(jobs, pool.map(run, jobs)))
-    per = {c: (totals[c, 2 * n] - totals[c, n]) / n for c in candidates}
-    empty = per.pop(EMPTY_LOOP)
-    return {candidate: value - empty for candidate, value in per.items()}
+    candidates = [c for c in CANDIDATES if available(c)]
+    return callgrind.per_operation(candidates, EMPTY_LOOP, command, n)
 
 
 def main() -> None:
