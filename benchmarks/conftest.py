@@ -151,6 +151,23 @@ def time_in_turn(settings):
     return run
 
 
+def rounds_by_key(settings, figures, loops_of, derive):
+    """For a module fixture that yields from it: `rounds(key)` makes the rounds of one key
+    (a transport, a host) on first use, from `loops_of[key]()`; once the module is done,
+    `derive(key, rounds)` of each key that ran reaches the summary."""
+    made = {}
+
+    def rounds(key):
+        if key not in made:
+            made[key] = settings.new_rounds(loops_of[key]())
+        return made[key]
+
+    yield rounds
+    for key, measured in made.items():
+        if measured.count:
+            figures.extend(derive(key, measured))
+
+
 @pytest.fixture(scope="session")
 def compiled_class():
     if lazyconnection.CLazyConnection is None:

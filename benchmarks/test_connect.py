@@ -5,6 +5,7 @@ import socket
 import names
 import pytest
 import references
+from conftest import rounds_by_key
 from interleave import figure
 from names import COMPILED, CREATE_CONNECTION, PURE, RAW, RECIPE_STACK
 
@@ -55,17 +56,8 @@ def _loops(family, address):
 @pytest.fixture(scope="module")
 def rounds_by_transport(settings, tcp_address, unix_path, figures):
     addresses = {"tcp": (socket.AF_INET, tcp_address), "unix": (socket.AF_UNIX, unix_path)}
-    by_transport = {}
-
-    def rounds(transport):
-        if transport not in by_transport:
-            by_transport[transport] = settings.new_rounds(_loops(*addresses[transport]))
-        return by_transport[transport]
-
-    yield rounds
-    for transport, measured in by_transport.items():
-        if measured.count:
-            figures.extend(derive(transport, measured))
+    loops = {transport: lambda t=transport: _loops(*addresses[t]) for transport in addresses}
+    yield from rounds_by_key(settings, figures, loops, derive)
 
 
 def derive(transport, rounds):

@@ -13,6 +13,7 @@ import socket
 
 import names
 import pytest
+from conftest import rounds_by_key
 from interleave import figure
 
 import lazyconnection
@@ -104,17 +105,7 @@ def rounds_by_host(settings, resolved_names, tcp_address, figures):
         # A numeric host resolves without a lookup: one address, nothing to race.
         names.HAPPY_EYEBALLS_SINGLE: lambda: _candidates(tcp_address),
     }
-    by_host = {}
-
-    def rounds(group):
-        if group not in by_host:
-            by_host[group] = settings.new_rounds(hosts[group]())
-        return by_host[group]
-
-    yield rounds
-    for group, measured in by_host.items():
-        if measured.count:
-            figures.extend(derive(group, measured))
+    yield from rounds_by_key(settings, figures, hosts, derive)
 
 
 def derive(group, rounds):
