@@ -223,3 +223,68 @@ def test_unix_tls_needs_a_server_hostname_when_hostnames_are_checked(LazyConnect
 def test_unspec_needs_a_host_and_port(LazyConnection, address):
     with pytest.raises(TypeError, match=r"^address"):
         LazyConnection(address, socket.AF_UNSPEC)
+
+
+def _tls():
+    import ssl
+
+    return ssl.create_default_context()
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "name"),
+    [
+        # Each of these was accepted, then failed at `with` with an error naming nothing.
+        ((ADDRESS,), {"timeout": 1e10}, ValueError, "timeout"),
+        ((ADDRESS,), {"backoff": 10**10}, ValueError, "backoff"),
+        ((ADDRESS,), {"pool_size": 1, "idle_timeout": 1e10}, ValueError, "idle_timeout"),
+        ((ADDRESS,), {"pool_size": 1, "max_lifetime": 1e10}, ValueError, "max_lifetime"),
+        ((ADDRESS,), {"tcp_keepalive": (10**10, 1, 1)}, ValueError, "tcp_keepalive idle"),
+        ((ADDRESS,), {"tcp_keepalive": (1, 1, 2**31)}, ValueError, "tcp_keepalive count"),
+        ((ADDRESS,), {"socket_options": [(1, 2, 10**30)]}, ValueError, r"socket_options\[0\] value"),
+        ((ADDRESS,), {"socket_options": [(1, 2, -(2**31) - 1)]}, ValueError, r"socket_options\[0\] value"),
+        ((ADDRESS,), {"socket_options": [(1, 10**12, 1)]}, ValueError, r"socket_options\[0\] optname"),
+        ((ADDRESS,), {"socket_options": [(2**31, 2, 1)]}, ValueError, r"socket_options\[0\] level"),
+        ((ADDRESS, 10**30), {}, ValueError, "family"),
+        ((ADDRESS, socket.AF_INET, 2**31), {}, ValueError, "type"),
+        ((ADDRESS, socket.AF_INET, socket.SOCK_STREAM, 10**30), {}, ValueError, "proto"),
+        ((("127.0.0.1\x00evil", 80),), {}, ValueError, "address host"),
+        (((b"127.0.0.1\x00", 80),), {}, ValueError, "address host"),
+        ((ADDRESS,), {"source_address": ("\x00", 0)}, ValueError, "source_address host"),
+        ((("::1", 80, 2**20, 0), socket.AF_INET6), {}, ValueError, "address flowinfo"),
+        ((("::1", 80, 0, 2**32), socket.AF_INET6), {}, ValueError, "address scope_id"),
+        ((ADDRESS,), {"ssl_context": _tls(), "server_hostname": ""}, ValueError, "server_hostname"),
+        ((ADDRESS,), {"ssl_context": _tls(), "server_hostname": ".a"}, ValueError, "server_hostname"),
+        ((("a.example", 443),), {"ssl_context": _tls(), "server_hostname": "a\x00"}, ValueError, "server_hostname"),
+        (((b"caf\xc3\xa9.example", 443),), {"ssl_context": _tls()}, ValueError, "address host"),
+        (((".example", 443),), {"ssl_context": _tls()}, ValueError, "address host"),
+        ((("", 443),), {"ssl_context": _tls()}, ValueError, "server_hostname"),
+    ],
+    ids=repr,
+)
+def test_values_the_socket_calls_would_refuse_are_refused_at_construction(
+    LazyConnection, args, kwargs, error, name
+):
+    with pytest.raises(error, match=f"^{name} "):
+        LazyConnection(*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        ((ADDRESS,), {"timeout": 2.0**32, "backoff": 2**32}),
+        ((ADDRESS,), {"tcp_keepalive": (2**31 - 1, 1, 1)}),
+        ((ADDRESS,), {"socket_options": [(-(2**31), 2**31 - 1, -(2**31)), (1, 2, b"\xff" * 64)]}),
+        ((("::1", 80, 2**20 - 1, 2**32 - 1), socket.AF_INET6), {}),
+        ((("", 443),), {"ssl_context": _tls(), "server_hostname": "a.example"}),
+    ],
+    ids=repr,
+)
+def test_the_largest_values_the_socket_calls_take_are_accepted(LazyConnection, args, kwargs):
+    LazyConnection(*args, **kwargs)
+
+
+def test_the_largest_timeout_is_one_a_socket_takes(LazyConnection, echo_address):
+    conn = LazyConnection(echo_address, timeout=2**32)
+    with conn as sock:
+        assert sock.gettimeout() == 2**32

@@ -25,6 +25,11 @@ KEEPALIVE_KNOBS: Optional[Tuple[Any, ...]] = None if None in _KNOBS else _KNOBS
 # Given positionally, as socket.socket's own parameters are; every option is keyword-only.
 POSITIONAL = ("address", "family", "type", "proto")
 _SLOTS = {"slots": True} if sys.version_info >= (3, 10) else {}
+# The integers socket calls take as a C int: family, type, proto, setsockopt's arguments.
+C_INT_MIN, C_INT_MAX = -(2**31), 2**31 - 1
+# The most seconds any option takes: socket.settimeout refuses more than about 2**63 ns
+# (292 years), and a deadline of now + timeout must fit too. 2**32 s is 136 years.
+MAX_SECONDS = float(2**32)
 
 
 @dataclasses.dataclass(frozen=True, **_SLOTS)
@@ -58,11 +63,11 @@ class Settings:
     plain: bool = dataclasses.field(init=False, repr=False, compare=False, default=False)
 
     def __post_init__(self) -> None:
-        family = _as_enum(socket.AddressFamily, _integer("family", self.family))
+        family = _as_enum(socket.AddressFamily, _c_int("family", self.family))
         checked: Dict[str, Any] = {
             "family": family,
-            "type": _as_enum(socket.SocketKind, _integer("type", self.type)),
-            "proto": _integer("proto", self.proto),
+            "type": _as_enum(socket.SocketKind, _c_int("type", self.type)),
+            "proto": _c_int("proto", self.proto),
             "max_depth": _max_depth(self.max_depth),
             "socket_factory": _socket_factory(self.socket_factory),
             "address": check_address(self.address, family),
@@ -197,8 +202,11 @@ def _seconds(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, not {_type_name(value)}")
     seconds = _finite(value)
-    if not 0 <= seconds < math.inf:  # also refuses NaN
-        raise ValueError(f"{name} must be a finite number of seconds, at least 0, not {value}")
+    if not 0 <= seconds <= MAX_SECONDS:  # also refuses NaN
+        raise ValueError(
+            f"{name} must be a finite number of seconds, at least 0 and at most"
+            f" {MAX_SECONDS:.0f}, not {value}"
+        )
     return seconds
 
 
@@ -216,8 +224,11 @@ def _positive_seconds_or_none(name: str, value: Any) -> Optional[float]:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be None or a number of seconds, not {_type_name(value)}")
     seconds = _finite(value)
-    if not 0 < seconds < math.inf:  # also refuses NaN
-        raise ValueError(f"{name} must be None or a finite number of seconds above 0, not {value}")
+    if not 0 < seconds <= MAX_SECONDS:  # also refuses NaN
+        raise ValueError(
+            f"{name} must be None or a finite number of seconds above 0, at most"
+            f" {MAX_SECONDS:.0f}, not {value}"
+        )
     return seconds
 
 
@@ -240,8 +251,8 @@ def _keepalive(value: Any) -> Union[bool, Tuple[int, ...], None]:
             f"tcp_keepalive must be None, True or an (idle, interval, count) tuple, not {value!r}"
         )
     for part, number in zip(("idle", "interval", "count"), value):
-        if _integer(f"tcp_keepalive {part}", number) < 1:
-            raise ValueError(f"tcp_keepalive {part} must be at least 1, not {number}")
+        if not 1 <= _integer(f"tcp_keepalive {part}", number) <= C_INT_MAX:
+            raise ValueError(f"tcp_keepalive {part} must be from 1 to {C_INT_MAX}, not {number}")
     if KEEPALIVE_KNOBS is None:
         raise ValueError(
             "tcp_keepalive (idle, interval, count) is not supported on this platform;"
@@ -280,8 +291,10 @@ def _socket_options(value: Any) -> Tuple[Tuple[int, int, Any], ...]:
                 f"socket_options[{index}] must be a (level, optname, value) triple with an"
                 f" integer or bytes value, not {triple!r}"
             )
-        _integer(f"socket_options[{index}] level", triple[0])
-        _integer(f"socket_options[{index}] optname", triple[1])
+        _c_int(f"socket_options[{index}] level", triple[0])
+        _c_int(f"socket_options[{index}] optname", triple[1])
+        if isinstance(triple[2], int):  # bytes are passed as they are
+            _c_int(f"socket_options[{index}] value", triple[2])
     return tuple(tuple(triple) for triple in triples)
 
 
@@ -299,13 +312,31 @@ def _server_hostname(address: Any, family: int, ssl_context: Any, server_hostnam
             raise TypeError(
                 f"server_hostname must be a str or None, not {_type_name(server_hostname)}"
             )
-        return server_hostname
-    if family in _IP_FAMILIES:
+        return _tls_name("server_hostname", server_hostname)
+    if family in _IP_FAMILIES and address[0]:
         host = address[0]  # the name the caller gave, never an address it resolves to
-        return host.decode("ascii") if isinstance(host, (bytes, bytearray)) else host
+        if isinstance(host, (bytes, bytearray)):
+            try:
+                host = host.decode("ascii")
+            except UnicodeDecodeError:
+                raise ValueError(
+                    f"address host {bytes(host)!r} is not ASCII, so it cannot name the TLS"
+                    " server; give server_hostname"
+                ) from None
+        return _tls_name("address host", host)
     if ssl_context.check_hostname:
         raise ValueError("server_hostname is needed: the ssl_context checks host names")
     return None
+
+
+def _tls_name(name: str, host: str) -> str:
+    """A name the ssl module takes as a server's: not empty, no leading dot, no NUL."""
+    if not host or host.startswith(".") or "\x00" in host:
+        raise ValueError(
+            f"{name} {host!r} cannot name a TLS server: it must not be empty, start with a"
+            " dot or contain a NUL character"
+        )
+    return host
 
 
 def check_address(address: Any, family: int, name: str = "address") -> Any:
@@ -331,12 +362,15 @@ def _check_ip_address(address: Any, shortest: int, longest: int, form: str, name
     host, port, *rest = address
     if not isinstance(host, _HOST_TYPES):
         raise TypeError(f"{name} host must be a str or bytes, not {_type_name(host)}")
+    if ("\x00" if isinstance(host, str) else b"\x00") in host:
+        raise ValueError(f"{name} host must not contain a NUL character, not {host!r}")
     port = _integer(f"{name} port", port)
     if not 0 <= port <= 65535:
         raise ValueError(f"{name} port must be in 0-65535, not {port}")
-    for part, value in zip(("flowinfo", "scope_id"), rest):
-        if _integer(f"{name} {part}", value) < 0:
-            raise ValueError(f"{name} {part} must not be negative, not {value}")
+    # flowinfo is 20 bits; scope_id an unsigned 32-bit index, which the socket would mask.
+    for part, value, largest in zip(("flowinfo", "scope_id"), rest, (2**20 - 1, 2**32 - 1)):
+        if not 0 <= _integer(f"{name} {part}", value) <= largest:
+            raise ValueError(f"{name} {part} must be in 0-{largest}, not {value}")
     return address
 
 
@@ -347,6 +381,13 @@ def _integer(name: str, value: Any) -> int:
         return operator.index(value)
     except TypeError:
         raise TypeError(f"{name} must be an integer, not {_type_name(value)}") from None
+
+
+def _c_int(name: str, value: Any) -> int:
+    value = _integer(name, value)
+    if not C_INT_MIN <= value <= C_INT_MAX:
+        raise ValueError(f"{name} must be in {C_INT_MIN} to {C_INT_MAX} (a C int), not {value}")
+    return value
 
 
 def _as_enum(enum_type: Any, value: int) -> int:
