@@ -249,3 +249,47 @@ def test_decorator_on_a_coroutine_function_uses_async_with(
 
     assert asyncio.run(main()) == [b"one", b"two"]
     assert conn.connections == ()
+
+
+@pytest.mark.parametrize("pool_size", [0, 1], ids=["cold", "warm"])
+def test_async_with_outside_asyncio_fails_at_once_cold_or_warm(
+    LazyConnection, echo_address, pool_size, no_leaks
+):
+    """Driven by hand (as another event loop drives a coroutine), with or without a socket
+    idle: the same clear error, and nothing reserved or opened."""
+    with no_leaks():
+        conn = LazyConnection(echo_address, pool_size=pool_size)
+        with conn:  # warm: leaves a socket idle when pooling
+            pass
+
+        async def enter():
+            async with conn:
+                pass
+
+        coroutine = enter()
+        with pytest.raises(RuntimeError, match="needs a running asyncio event loop"):
+            coroutine.send(None)
+        assert conn.connections == ()
+        assert conn.stats() == {"opened": 1, "reused": 0, "discarded": 0, "idle": pool_size}
+        with conn as sock:  # nothing was reserved: the object works as before
+            assert conn.connections == (sock,)
+        conn.close_idle()
+
+
+@pytest.mark.parametrize("pool_size", [0, 1], ids=["cold", "warm"])
+def test_async_with_under_trio_says_what_to_do_instead(
+    LazyConnection, echo_address, pool_size, no_leaks
+):
+    trio = pytest.importorskip("trio")
+    with no_leaks():
+        conn = LazyConnection(echo_address, pool_size=pool_size)
+        with conn:
+            pass
+
+        async def enter():
+            async with conn:
+                pass
+
+        with pytest.raises(RuntimeError, match="trio.to_thread.run_sync"):
+            trio.run(enter)
+        conn.close_idle()

@@ -52,8 +52,16 @@ def opening(settings: Settings, blocking: bool) -> Steps:
         except Exception as error:
             if attempt >= settings.retries or not retryable(error):
                 raise
-        yield ("sleep", min(settings.backoff * 2**attempt, MAX_BACKOFF_SECONDS))
+        yield ("sleep", backoff_seconds(settings.backoff, attempt))
         attempt += 1
+
+
+def backoff_seconds(backoff: float, attempt: int) -> float:
+    """backoff * 2**attempt, at most MAX_BACKOFF_SECONDS, for any number of attempts."""
+    try:
+        return min(math.ldexp(backoff, attempt), MAX_BACKOFF_SECONDS)
+    except OverflowError:  # beyond any float, so beyond the cap
+        return MAX_BACKOFF_SECONDS
 
 
 def _open_once(settings: Settings, blocking: bool) -> Steps:
@@ -233,8 +241,20 @@ def open_blocking(settings: Settings) -> Any:
     raise AssertionError("a blocking wait suspended")  # pragma: no cover
 
 
+NO_EVENT_LOOP = (
+    "`async with` on a LazyConnection needs a running asyncio event loop; under trio (or"
+    " another event loop) use a blocking `with` in a worker thread instead, for instance"
+    " in trio.to_thread.run_sync"
+)
+
+
 def check_async(settings: Settings) -> None:
-    """`async with` refuses TLS, whether its socket would be opened or reused."""
+    """`async with` needs asyncio and refuses TLS, whether its socket would be opened or
+    reused: checked before anything is reserved."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        raise RuntimeError(NO_EVENT_LOOP) from None
     if settings.ssl_context is not None:
         raise NotImplementedError(
             "TLS is not supported with `async with`: the event loop's sock_* calls refuse"
@@ -332,7 +352,9 @@ def _poll_blocking(socks: List[Any], timeout: Optional[float]) -> List[Any]:
     poller = select.poll()
     for sock in socks:
         poller.register(sock, select.POLLOUT)
-    milliseconds = None if timeout is None else math.ceil(timeout * 1000)
+    # poll(2) takes a C int of milliseconds (24.8 days): a longer wait returns early, and
+    # the race, finding its deadline not yet reached, polls again.
+    milliseconds = None if timeout is None else min(math.ceil(timeout * 1000), 2**31 - 1)
     finished = {fd for fd, _ in poller.poll(milliseconds)}
     return [sock for sock in socks if sock.fileno() in finished]
 
