@@ -209,6 +209,55 @@ def test_a_finished_task_context_is_not_kept_alive(LazyConnection, echo_address)
     assert held() is None
 
 
+def _run_in_tasks(body, count):
+    async def main():
+        for _ in range(count):
+            await asyncio.create_task(_as_coroutine(body))
+
+    asyncio.run(main())
+
+
+async def _as_coroutine(body):
+    body()
+
+
+def _run_in_threads(body, count):
+    for _ in range(count):
+        thread = threading.Thread(target=body)
+        thread.start()
+        thread.join(10)
+
+
+@pytest.mark.skipif(sys.implementation.name != "cpython", reason="PyPy has no reference counting")
+@pytest.mark.parametrize("run", [_run_in_tasks, _run_in_threads], ids=["tasks", "threads"])
+def test_a_finished_context_is_freed_by_reference_counting(LazyConnection, echo_address, run):
+    """What a task or thread kept in its context (a request, a session) is freed when it
+    ends, not when the cyclic collector next runs: nothing of the library's refers to it."""
+    conn = LazyConnection(echo_address)
+    marker = contextvars.ContextVar("marker")
+    values = []
+
+    class Held:
+        pass
+
+    def body():
+        held = Held()
+        values.append(weakref.ref(held))
+        marker.set(held)
+        with conn:
+            pass
+
+    gc.collect()
+    gc.disable()
+    try:
+        run(body, 20)
+        alive = sum(value() is not None for value in values)
+    finally:
+        gc.enable()
+    assert len(values) == 20
+    assert alive == 0
+
+
 @pytest.mark.parametrize("method", ["connect", "close"])
 def test_a_socket_class_patched_after_use_is_honoured(
     LazyConnection, echo_address, monkeypatch, method

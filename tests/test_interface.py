@@ -33,6 +33,7 @@ def test_the_kernels_offer_the_same_methods(compiled_class):
         "_counts",
         "_set_kernel",
         "_set_pool",
+        "_caller_thread",
     }
 
 

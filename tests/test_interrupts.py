@@ -212,3 +212,67 @@ def test_random_interrupts_leave_nothing_open(LazyConnection, unix_path, pool_si
             f" {plain[1]} ResourceWarnings (pid {os.getpid()})"
         )
     assert lazy_figures[0] > 0 and plain[0] > 0, "no interrupt landed: the soak tested nothing"
+
+
+ENTER_SOAK_CYCLES = 4000
+ENTER_SOAK_SECONDS = 15.0
+# Before 3.11 CPython runs signal handlers between almost any two bytecodes, and PyPy
+# every few: no Python code can end an enter with its push, so only the compiled class and
+# the pure one on CPython 3.11+ are held to it (the README says so).
+_PUSH_IS_LAST = sys.implementation.name == "cpython" and sys.version_info >= (3, 11)
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer")
+@pytest.mark.parametrize("max_lifetime", [None, 60.0], ids=["untimed", "max_lifetime"])
+def test_interrupts_inside_enter_leave_nothing_on_the_stack(LazyConnection, unix_path, max_lifetime):
+    """With max_depth=1 one socket left behind by an enter that raised refuses every later
+    `with` in the thread: the timer is disarmed as the body's first statement, so that the
+    interrupts land before or inside an enter, never in a block."""
+    if LazyConnection is lazyconnection.PyLazyConnection and not _PUSH_IS_LAST:
+        pytest.skip("this interpreter may run a signal handler after the push")
+    conn = LazyConnection(
+        unix_path, socket.AF_UNIX, max_depth=1, pool_size=2, max_lifetime=max_lifetime
+    )
+    rng = random.Random(4321)
+    armed = [False]
+    interrupts = 0
+
+    def interrupt(signum, frame):
+        if armed[0]:
+            armed[0] = False
+            raise KeyboardInterrupt
+
+    gc.collect()
+    before = open_fds()
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    deadline = time.monotonic() + ENTER_SOAK_SECONDS
+    with warnings.catch_warnings():
+        # A socket interrupted between its pop from the idle list and its push is left to
+        # its finalizer; what counts here is the stack and the descriptors after collection.
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            for _ in range(ENTER_SOAK_CYCLES):
+                if time.monotonic() > deadline:
+                    break
+                try:
+                    try:
+                        armed[0] = True
+                        signal.setitimer(signal.ITIMER_REAL, rng.uniform(1e-6, 40e-6))
+                        with conn:
+                            armed[0] = False
+                            signal.setitimer(signal.ITIMER_REAL, 0)
+                    finally:
+                        armed[0] = False
+                        signal.setitimer(signal.ITIMER_REAL, 0)
+                except KeyboardInterrupt:
+                    interrupts += 1
+                assert conn.connections == (), f"left on the stack after {interrupts} interrupts"
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        with conn as sock:  # every later `with` works
+            assert conn.connections == (sock,)
+        conn.close_idle()
+        gc.collect()
+    assert open_fds() == before
+    assert interrupts > 100, "hardly any interrupt landed: the soak tested nothing"

@@ -8,6 +8,7 @@ import gc
 import os
 import pickle
 import select
+import signal
 import socket
 import ssl
 import threading
@@ -759,4 +760,106 @@ def test_a_pool_size_beyond_any_count_means_unlimited(LazyConnection, echo_addre
         with conn, conn:
             pass
         assert conn.options["pool_size"] == 2**80 and conn.stats()["idle"] == 2
+        conn.close_idle()
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer")
+def test_signals_during_the_liveness_check_discard_no_healthy_socket(
+    LazyConnection, echo_address, no_leaks
+):
+    """A signal that interrupts the check's poll() (EINTR) says nothing about the socket."""
+    signals = []
+    with no_leaks():
+        conn = LazyConnection(echo_address, pool_size=1)
+        previous = signal.signal(signal.SIGALRM, lambda *_: signals.append(1))
+        signal.setitimer(signal.ITIMER_REAL, 0.001, 0.001)  # as a sampling profiler does
+        try:
+            deadline = time.monotonic() + 2.0
+            for _ in range(200_000):
+                if time.monotonic() > deadline:
+                    break
+                with conn:
+                    pass
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        stats = conn.stats()
+        conn.close_idle()
+    assert len(signals) > 100, "the timer hardly fired: the test tested nothing"
+    assert (stats["opened"], stats["discarded"]) == (1, 0)
+
+
+@pytest.mark.parametrize("mode", ["rb", "wb", "rwb"])
+def test_a_socket_whose_body_left_a_file_open_is_not_kept(
+    LazyConnection, echo_address, echo, mode, no_leaks
+):
+    """Its file would read, or write into, the next caller's exchange."""
+    with no_leaks():
+        conn = LazyConnection(echo_address, pool_size=2)
+        with conn as first:
+            left_open = first.makefile(mode)
+        assert conn.stats()["idle"] == 0
+        with conn as second:
+            assert second is not first
+            assert echo(second, b"for caller 2\n") == b"for caller 2\n"
+        assert conn.stats()["idle"] == 1
+        left_open.close()  # the descriptor lives until the file closes, as socket.close() says
+        assert first.fileno() == -1
+        conn.close_idle()
+
+
+def _hold_a_block(conn, entered, release):
+    with conn:
+        entered.set()
+        release.wait(WAIT_SECONDS)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+@pytest.mark.parametrize("pool_size", [0, 2])
+def test_a_forked_child_closes_the_sockets_other_threads_held(LazyConnection, pool_size, no_leaks):
+    """The parent's other threads do not exist in the child: their blocks never end there,
+    so the child's copies would keep those connections open for the peer."""
+    with no_leaks(), socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listener.settimeout(WAIT_SECONDS)
+        conn = LazyConnection(listener.getsockname(), pool_size=pool_size)
+        entered, release = threading.Event(), threading.Event()
+        holder = threading.Thread(target=_hold_a_block, args=(conn, entered, release))
+        holder.start()
+        assert entered.wait(WAIT_SECONDS)
+        held_elsewhere, _ = listener.accept()
+        with conn as mine:
+            held_here, _ = listener.accept()
+            to_child_read, to_child = os.pipe()
+            with warnings.catch_warnings():  # 3.12 warns when a threaded process forks
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+            if pid == 0:  # the child reports by exit status and never returns into pytest
+                status = 1
+                try:
+                    ok = mine.fileno() != -1 and conn.connections == (mine,)
+                    os.read(to_child_read, 1)  # alive until the parent has checked for EOF
+                    status = 0 if ok else 2
+                finally:
+                    os._exit(status)
+            os.close(to_child_read)
+            try:
+                release.set()
+                holder.join(WAIT_SECONDS)
+                conn.close_idle()  # where the holder's socket went if pooled
+                held_elsewhere.settimeout(WAIT_SECONDS)
+                # The holder's block ended in the parent: with the child alive, the peer sees
+                # the end of that connection only if the child closed its copy.
+                assert held_elsewhere.recv(1) == b""
+                mine.sendall(b"x")  # the parent's own connection still works
+                held_here.settimeout(WAIT_SECONDS)
+                assert held_here.recv(1) == b"x"
+            finally:
+                os.write(to_child, b"x")
+                os.close(to_child)
+                _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        held_elsewhere.close()
+        held_here.close()
         conn.close_idle()

@@ -12,7 +12,7 @@ from socket import AF_INET, SOCK_STREAM
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Type, TypeVar, Union
 
-from . import _kernel_py
+from . import _fork, _kernel_py
 from ._opening import check_async, open_async, open_blocking
 from ._pool import Pool, tls_usable
 from ._settings import Settings, signature
@@ -55,7 +55,7 @@ class _LazyConnection(_Kernel):
         settings = Settings(address, family, type, proto, **options)
         super().__init__()
         self._settings = settings  # type: ignore[misc]  # a slot of each public class
-        self._set_kernel(
+        stacks = self._set_kernel(
             settings.address,
             settings.family,
             settings.type,
@@ -67,7 +67,7 @@ class _LazyConnection(_Kernel):
         self._pool = None  # type: ignore[misc]  # a slot of each public class
         if settings.pool_size:
             self._pool = pool = Pool(self, timed=settings.max_lifetime is not None)  # type: ignore[misc]
-            pool.stacks = self._set_pool(
+            self._set_pool(
                 pool.idle,
                 pool.lent,
                 pool.inherited,
@@ -77,6 +77,7 @@ class _LazyConnection(_Kernel):
                 settings.timeout,
                 None if settings.ssl_context is None else tls_usable,
             )
+        _fork.track(self, stacks, self._pool)
 
     __init__.__signature__ = signature(  # type: ignore[attr-defined]
         {"family": AF_INET, "type": SOCK_STREAM, "proto": 0}

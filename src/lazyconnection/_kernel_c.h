@@ -4,6 +4,7 @@
 #define LAZYCONNECTION_KERNEL_C_H
 
 #include <Python.h>
+#include <errno.h>
 #include <poll.h>
 #include <time.h>
 
@@ -140,33 +141,56 @@ static long lazyconnection_fileno(PyObject *sock) {
 
 /* Whether an idle socket is unusable: closed, or readable without a request (end of
    stream, a reset, or bytes nobody asked for). One poll() with no wait, and no Python
-   exception on the way: a fileno() that fails says the socket is unusable too. */
+   exception on the way: a fileno() that fails says the socket is unusable too. A signal
+   that interrupts the poll says nothing about the socket: the poll is made again, as
+   PEP 475 has Python's own calls do (with no wait it cannot go on for long), and the
+   signal's handler runs once the interpreter next checks for signals. */
 static int lazyconnection_unusable(PyObject *sock) {
     long fd = lazyconnection_fileno(sock);
     if (fd < 0) return 1;
     struct pollfd check = {(int)fd, POLLIN, 0};
-    return poll(&check, 1, 0) != 0;  /* an event, or an error: not to be handed out */
+    int events;
+    do {
+        events = poll(&check, 1, 0);
+    } while (events < 0 && errno == EINTR);
+    /* Readable, hung up or not a descriptor; or a poll that failed otherwise (no memory),
+       which cannot vouch for the socket: not to be handed out. */
+    return events != 0;
 }
 
-/* Whether the socket is still open (the body may have closed it). A socket.socket closed
-   while a makefile() object is open keeps its descriptor until that object closes it too:
-   its _closed says so. No Python exception leaves. */
+/* A socket.socket attribute read as a truth value: 1, 0, -1 if it has no such attribute,
+   or 2 if it could not be read as one. No Python exception leaves. */
+static int lazyconnection_flag(PyObject *sock, PyObject **name, const char *text) {
+    if (*name == NULL && (*name = PyUnicode_InternFromString(text)) == NULL) {
+        PyErr_Clear();
+        return 2;
+    }
+    PyObject *value = PyObject_GetAttr(sock, *name);
+    if (value == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    int truth = PyObject_IsTrue(value);
+    Py_DECREF(value);
+    if (truth < 0) {
+        PyErr_Clear();
+        return 2;
+    }
+    return truth;
+}
+
+/* Whether the socket may be kept for another caller: still open (the body may have closed
+   it), and with no file of its makefile() open, which would read the next caller's replies.
+   A socket.socket closed while such a file is open keeps its descriptor until the file
+   closes too: its _closed says so, and _io_refs counts the files. Sockets of other types
+   have only their descriptor to go by. No Python exception leaves. */
 static int lazyconnection_is_open(PyObject *sock) {
-    static PyObject *closed_name = NULL;
+    static PyObject *closed_name = NULL, *files_name = NULL;
     if (lazyconnection_fileno(sock) < 0) return 0;
-    if (closed_name == NULL && (closed_name = PyUnicode_InternFromString("_closed")) == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
-    PyObject *closed = PyObject_GetAttr(sock, closed_name);
-    if (closed == NULL) {  /* not a socket.socket: its descriptor is all there is to go by */
-        PyErr_Clear();
-        return 1;
-    }
-    int is_closed = PyObject_IsTrue(closed);
-    Py_DECREF(closed);
-    if (is_closed < 0) PyErr_Clear();
-    return is_closed == 0;
+    int closed = lazyconnection_flag(sock, &closed_name, "_closed");
+    if (closed == -1) return 1;  /* not a socket.socket */
+    if (closed != 0) return 0;
+    return lazyconnection_flag(sock, &files_name, "_io_refs") <= 0;
 }
 
 /* Give the socket this timeout (None, or seconds as a float; 0.0 is non-blocking) unless it

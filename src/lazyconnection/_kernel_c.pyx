@@ -14,6 +14,10 @@ from ._registry import ALREADY_CONNECTED, NO_OPEN_CONNECTION, stack_elsewhere, s
 from ._settings import DEFAULT_TIMEOUT
 
 
+cdef extern from "pythread.h":
+    unsigned long PyThread_get_thread_ident()
+
+
 cdef extern from "Python.h":
     # The current context lives in the thread state; Python code cannot see it without copying.
     ctypedef struct PyThreadState:
@@ -46,6 +50,7 @@ cdef class Caller:
 
     cdef object context  # a weak reference to that context
     cdef object parent  # a weak reference to the caller of the context this one was copied from
+    cdef readonly unsigned long thread  # where it began: a fork's child keeps only its own thread's
     cdef object __weakref__
 
     def __call__(self):
@@ -96,6 +101,7 @@ cdef Caller _new_caller():
     cdef Caller caller = Caller.__new__(Caller)
     inherited = get_value(_callers)
     caller.parent = None if inherited is None else PyWeakref_NewRef(inherited, None)
+    caller.thread = PyThread_get_thread_ident()
     PyContextVar_Set(_callers, caller)  # makes the thread's context if it had none
     caller.context = PyWeakref_NewRef(<object>PyThreadState_Get().context, None)
     return caller
@@ -114,10 +120,11 @@ cdef inline object _push(Kernel self, list stack, object sock):
     if len(stack) >= self._depth_limit:
         sock.close()
         raise RuntimeError(ALREADY_CONNECTED)
-    stack.append(sock)
     self._opened += 1
+    cdef double born = lazyconnection_now() if self._lent is not None else 0.0
+    stack.append(sock)  # the last steps, with no call: see _reuse
     if self._lent is not None:
-        self._lent[sock] = lazyconnection_now()
+        self._lent[sock] = born
     return sock
 
 
@@ -156,6 +163,7 @@ cdef class Kernel:
         self._last = (None, None)
 
     def _set_kernel(self, address, family, type, proto, factory, open, Py_ssize_t depth_limit):
+        """Configure; returns the stacks, where a fork's child finds the sockets in use."""
         self._address = address
         self._family = family
         self._type = type
@@ -163,10 +171,16 @@ cdef class Kernel:
         self._factory = factory
         self._open = open
         self._depth_limit = depth_limit
+        return self._stacks
+
+    @staticmethod
+    def _caller_thread(key):
+        """The thread a key's caller began in, or None once that context is gone."""
+        return None if key() is None else (<Caller>key).thread
 
     def _set_pool(self, list idle, dict lent, set inherited, Py_ssize_t pool_size,
                   double idle_timeout, double max_lifetime, timeout, tls_usable):
-        """Keep idle sockets; returns the stacks, where a fork's child finds those in use."""
+        """Keep idle sockets."""
         self._idle = idle
         self._lent = lent
         self._inherited = inherited
@@ -176,7 +190,6 @@ cdef class Kernel:
         self._timed = idle_timeout or max_lifetime
         self._timeout = timeout
         self._tls_usable = tls_usable
-        return self._stacks
 
     def __enter__(self):
         cdef list stack = _reserve_stack(self)
@@ -281,6 +294,8 @@ cdef object _reuse(Kernel self, list stack, bint blocking):
             timeout = _getdefaulttimeout()
         lazyconnection_ensure_timeout_or_close(sock, timeout)
         self._reused += 1
+        # No call from the push to the end of the enter, so that in the pure twin no signal
+        # handler runs in between; here none can run at all.
         stack.append(sock)
         if self._lent is not None:
             self._lent[sock] = born
@@ -330,7 +345,7 @@ cdef inline object _unlend(Kernel self, list stack):
 
 cdef bint _kept(Kernel self, sock, double born, exc_type) except -1:
     """Whether the socket went back to the idle pool; if not, the caller closes it."""
-    if exc_type is not None or not lazyconnection_is_open(sock):  # raised, or closed it
+    if exc_type is not None or not lazyconnection_is_open(sock):  # raised, closed it, or a file
         return False
     if self._tls_usable is not None and not _tls_usable(self, sock, False):  # TLS ended, say
         return False

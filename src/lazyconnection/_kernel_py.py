@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 import time
 import weakref
-from contextvars import ContextVar, Token
+from contextvars import Context, ContextVar, Token
 from threading import get_ident
 from types import TracebackType
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Type
@@ -18,44 +19,49 @@ from ._settings import DEFAULT_TIMEOUT
 class Caller:
     """One context (thread, task or greenlet): its weak reference keys its stack everywhere."""
 
-    __slots__ = ("key", "parent", "proof", "thread", "__weakref__")
+    __slots__ = ("key", "context", "parent", "thread", "__weakref__")
 
-    def __init__(self, inherited: Optional[Caller]) -> None:
+    def __init__(self, inherited: Optional[Caller], context: Context) -> None:
         self.key = weakref.ref(self)  # dead once no context holds this caller
+        self.context = weakref.ref(context)
         # The key of the caller of the context this one was copied from, or None.
         self.parent = None if inherited is None else inherited.key
-        self.proof: Optional[Token[Optional[Caller]]] = None
-        self.thread = get_ident()
+        self.thread = get_ident()  # where it began: a fork's child keeps only its own thread's
 
 
 # A context copied into a new task or thread carries its creator's caller with it.
 _callers: ContextVar[Optional[Caller]] = ContextVar("lazyconnection", default=None)
 
 
+def _context_of(token: Token[Any]) -> Context:
+    """The context a token was made in: the current one, which Python code cannot otherwise
+    see (copy_context() makes a copy). A token refers to its context, its variable and the
+    old value, and the collector's view of it lists them. Nothing keeps the token, so
+    nothing of the library's refers to a context: each is freed when it ends."""
+    for referent in gc.get_referents(token):
+        if type(referent) is Context:
+            return referent
+    raise RuntimeError("a contextvars.Token does not show its Context here")  # pragma: no cover
+
+
+def _is_current(caller: Caller) -> bool:
+    """Whether the caller is the current context's own: its weak reference points there."""
+    return caller.context() is _context_of(_callers.set(caller))  # type: ignore[no-any-return]
+
+
 def _own_caller() -> Optional[Caller]:
     """This context's caller, or None: one inherited from the context it was copied from is not."""
     caller = _callers.get()
-    if caller is not None:
-        try:
-            # Only the context that made a token can spend it: Python's one way to ask "is this
-            # value mine?" (the compiled twin compares the context). Spending it changes no
-            # value: every proof is made when the variable already holds this caller.
-            _callers.reset(caller.proof)  # type: ignore[arg-type]
-        except ValueError:
-            return None
-        except (RuntimeError, TypeError):
-            # Spent by an owner interrupted before it made the next proof; only its thread retries.
-            if caller.thread != get_ident():
-                return None
-        caller.proof = _callers.set(caller)
+    if caller is not None and _is_current(caller):
         return caller
     return None
 
 
 def _new_caller() -> Caller:
-    caller = Caller(_callers.get())
+    inherited = _callers.get()
+    # Made whole before the variable holds it: an interrupt leaves no caller half made.
+    caller = Caller(inherited, _context_of(_callers.set(inherited)))
     _callers.set(caller)
-    caller.proof = _callers.set(caller)
     return caller
 
 
@@ -130,7 +136,8 @@ class Kernel:
         factory: Callable[..., Any],
         open: Optional[Callable[[], Any]],
         depth_limit: int,
-    ) -> None:
+    ) -> Dict[Any, List[Any]]:
+        """Configure; returns the stacks, where a fork's child finds the sockets in use."""
         self._address = address
         self._family = family
         self._type = type
@@ -138,6 +145,13 @@ class Kernel:
         self._factory = factory
         self._open = open
         self._depth_limit = depth_limit
+        return self._stacks
+
+    @staticmethod
+    def _caller_thread(key: Any) -> Optional[int]:
+        """The thread a key's caller began in, or None once that context is gone."""
+        caller = key()
+        return None if caller is None else caller.thread  # type: ignore[no-any-return]
 
     def _set_pool(
         self,
@@ -149,8 +163,8 @@ class Kernel:
         max_lifetime: float,
         timeout: Any,
         tls_usable: Optional[Callable[[Any, bool], bool]],
-    ) -> Dict[Any, List[Any]]:
-        """Keep idle sockets; returns the stacks, where a fork's child finds those in use."""
+    ) -> None:
+        """Keep idle sockets."""
         self._idle = idle
         self._lent = lent
         self._inherited = inherited
@@ -160,7 +174,6 @@ class Kernel:
         self._timed = bool(idle_timeout or max_lifetime)
         self._timeout = timeout
         self._tls_usable = tls_usable
-        return self._stacks
 
     def _own_stack(self, create: bool) -> Optional[List[Any]]:
         caller = _own_caller()
@@ -239,10 +252,11 @@ class Kernel:
         if len(stack) >= self._depth_limit:
             sock.close()
             raise RuntimeError(ALREADY_CONNECTED)
-        stack.append(sock)
         self._opened += 1
+        born = time.monotonic() if self._lent is not None else 0.0
+        stack += (sock,)  # the last call-free steps: see _reuse_for
         if self._lent is not None:
-            self._lent[sock] = time.monotonic()
+            self._lent[sock] = born
         return sock
 
     def _counts(self) -> Tuple[int, int, int]:
@@ -285,7 +299,12 @@ class Kernel:
                 sock.close()
                 raise
             self._reused += 1
-            stack.append(sock)
+            # No call from the push to the end of the enter, and `+=` rather than append():
+            # the interpreter runs signal handlers after calls, and an interrupt there would
+            # leave the socket on the stack of a block that never began, with no exit to take
+            # it off (CPython 3.11+; older ones check for signals between almost any two
+            # bytecodes). A socket on the stack but not lent is closed, not kept, at exit.
+            stack += (sock,)
             if self._lent is not None:
                 self._lent[sock] = born
             return sock
@@ -325,7 +344,7 @@ class Kernel:
 
     def _kept(self, sock: Any, born: float, exc_type: Optional[Type[BaseException]]) -> bool:
         """Whether the socket went back to the idle pool; if not, the caller closes it."""
-        if exc_type is not None or not is_open(sock):  # raised, or closed it
+        if exc_type is not None or not is_open(sock):  # raised, closed it, or left a file open
             return False
         if self._tls_usable is not None and not self._tls_check(sock, False):  # TLS ended, say
             return False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import select
 import socket
 import weakref
@@ -17,21 +16,19 @@ class Pool:
     """The idle sockets of one LazyConnection and the sockets it has handed out.
 
     The kernel takes and returns sockets itself; this object is what the public class, the
-    collector and a fork see of them.
+    collector and a fork's child (_fork.py) see of them.
     """
 
-    __slots__ = ("idle", "lent", "inherited", "stacks", "__weakref__")
+    __slots__ = ("idle", "lent", "inherited", "__weakref__")
 
     def __init__(self, owner: Any, timed: bool) -> None:
         self.idle: List[Idle] = []
         # With max_lifetime, each socket handed out -> its time of connect.
         self.lent: Optional[Dict[Any, float]] = {} if timed else None
         self.inherited: Set[Any] = set()  # in a forked child: the sockets in use at the fork
-        self.stacks: Dict[Any, List[Any]] = {}  # the owner's, once it has been set up
         # Once the owner is collected (or at interpreter exit) its idle sockets are closed,
         # quietly: no ResourceWarning for sockets nobody holds.
         weakref.finalize(owner, close_all, self.idle)
-        _pools[id(self)] = self
 
     def close_idle(self) -> int:
         return close_all(self.idle)
@@ -48,27 +45,6 @@ def close_all(idle: List[Idle]) -> int:
         sock: Any = entry[0] if type(entry) is tuple else entry
         sock.close()
         count += 1
-
-
-# Every pool alive in this process, for the child of a fork.
-_pools: weakref.WeakValueDictionary[int, Pool] = weakref.WeakValueDictionary()
-
-
-def _forget_inherited() -> None:
-    """In a forked child: never hand out, nor keep, a socket the parent also holds.
-
-    Closing the child's descriptors leaves the parent's connections working (close is not
-    shutdown); the sockets in use at the fork are closed, not kept, when their blocks end.
-    """
-    for pool in list(_pools.values()):
-        close_all(pool.idle)
-        if pool.lent is not None:
-            pool.lent.clear()
-        pool.inherited.update(sock for stack in list(pool.stacks.values()) for sock in stack)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_inherited)
 
 
 def unusable(sock: Any) -> bool:
@@ -105,11 +81,17 @@ def _whole_records(sock: Any) -> bool:
 
 
 def is_open(sock: Any) -> bool:
-    """Whether a socket handed back is still open: the pure kernel's twin of the compiled
-    check. A socket.socket closed while a makefile() object is open keeps its descriptor
-    until that object closes it too: its _closed says so."""
+    """Whether a socket handed back may be kept for another caller: the pure kernel's twin of
+    the compiled check. It must be open (the body may have closed it), with no file of its
+    makefile() open, which would read the next caller's replies. A socket.socket closed
+    while such a file is open keeps its descriptor until the file closes too: its _closed
+    says so, and _io_refs counts the files."""
     try:
-        return bool(sock.fileno() >= 0 and not getattr(sock, "_closed", False))
+        return bool(
+            sock.fileno() >= 0
+            and not getattr(sock, "_closed", False)
+            and not getattr(sock, "_io_refs", 0)
+        )
     except Exception:  # any failure: not to be kept
         return False
 

@@ -1,0 +1,49 @@
+"""In a forked child, only the forking thread's sockets stay: the rest belong to the parent."""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from ._pool import Pool, close_all
+
+# id(connection) -> (a weak reference to it, its stacks, its pool or None), for every
+# LazyConnection alive in this process.
+_tracked: Dict[int, Tuple[Callable[[], Any], Dict[Any, List[Any]], Optional[Pool]]] = {}
+
+
+def track(connection: Any, stacks: Dict[Any, List[Any]], pool: Optional[Pool]) -> None:
+    """Let a fork's child find this connection's sockets, until the connection is collected."""
+    key = id(connection)
+    alive = weakref.ref(connection, lambda _: _tracked.pop(key, None))
+    _tracked[key] = (alive, stacks, pool)
+
+
+def _after_fork_in_child() -> None:
+    """Close the child's copies of every socket its parent's other threads held in a block,
+    and of every idle one; the forking thread's sockets in use stay, to be closed rather
+    than kept when their blocks end.
+
+    Closing is not shutdown(): the parent's connections go on working, and once the parent
+    closes its own, the peer sees the end of them, which the child's copies would prevent.
+    """
+    here = threading.get_ident()
+    for alive, stacks, pool in list(_tracked.values()):
+        connection = alive()
+        if connection is None:
+            continue
+        for key, stack in list(stacks.items()):
+            if stack and connection._caller_thread(key) != here:  # that thread is gone
+                while stack:
+                    stack.pop().close()
+        if pool is not None:
+            close_all(pool.idle)
+            if pool.lent is not None:
+                pool.lent.clear()
+            pool.inherited.update(sock for stack in list(stacks.values()) for sock in stack)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
