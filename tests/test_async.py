@@ -290,6 +290,6 @@ def test_async_with_under_trio_says_what_to_do_instead(
             async with conn:
                 pass
 
-        with pytest.raises(RuntimeError, match="trio.to_thread.run_sync"):
+        with pytest.raises(RuntimeError, match=r"trio\.to_thread\.run_sync"):
             trio.run(enter)
         conn.close_idle()

@@ -224,7 +224,9 @@ _PUSH_IS_LAST = sys.implementation.name == "cpython" and sys.version_info >= (3,
 
 @pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer")
 @pytest.mark.parametrize("max_lifetime", [None, 60.0], ids=["untimed", "max_lifetime"])
-def test_interrupts_inside_enter_leave_nothing_on_the_stack(LazyConnection, unix_path, max_lifetime):
+def test_interrupts_inside_enter_leave_nothing_on_the_stack(
+    LazyConnection, unix_path, max_lifetime
+):
     """With max_depth=1 one socket left behind by an enter that raised refuses every later
     `with` in the thread: the timer is disarmed as the body's first statement, so that the
     interrupts land before or inside an enter, never in a block."""

@@ -46,7 +46,7 @@ def _context_of(token: Token[Any]) -> Context:
 
 def _is_current(caller: Caller) -> bool:
     """Whether the caller is the current context's own: its weak reference points there."""
-    return caller.context() is _context_of(_callers.set(caller))  # type: ignore[no-any-return]
+    return caller.context() is _context_of(_callers.set(caller))
 
 
 def _own_caller() -> Optional[Caller]:
@@ -151,7 +151,7 @@ class Kernel:
     def _caller_thread(key: Any) -> Optional[int]:
         """The thread a key's caller began in, or None once that context is gone."""
         caller = key()
-        return None if caller is None else caller.thread  # type: ignore[no-any-return]
+        return None if caller is None else caller.thread
 
     def _set_pool(
         self,

@@ -362,7 +362,7 @@ def _check_ip_address(address: Any, shortest: int, longest: int, form: str, name
     host, port, *rest = address
     if not isinstance(host, _HOST_TYPES):
         raise TypeError(f"{name} host must be a str or bytes, not {_type_name(host)}")
-    if ("\x00" if isinstance(host, str) else b"\x00") in host:
+    if (host.find("\x00") if isinstance(host, str) else host.find(b"\x00")) >= 0:
         raise ValueError(f"{name} host must not contain a NUL character, not {host!r}")
     port = _integer(f"{name} port", port)
     if not 0 <= port <= 65535:
@@ -384,10 +384,10 @@ def _integer(name: str, value: Any) -> int:
 
 
 def _c_int(name: str, value: Any) -> int:
-    value = _integer(name, value)
-    if not C_INT_MIN <= value <= C_INT_MAX:
-        raise ValueError(f"{name} must be in {C_INT_MIN} to {C_INT_MAX} (a C int), not {value}")
-    return value
+    number = _integer(name, value)
+    if not C_INT_MIN <= number <= C_INT_MAX:
+        raise ValueError(f"{name} must be in {C_INT_MIN} to {C_INT_MAX} (a C int), not {number}")
+    return number
 
 
 def _as_enum(enum_type: Any, value: int) -> int:
