@@ -3,14 +3,14 @@
 
 cimport cython
 from cpython.contextvars cimport PyContextVar_Set, get_value
-from cpython.dict cimport PyDict_DelItem, PyDict_GetItem
+from cpython.dict cimport PyDict_DelItem, PyDict_GetItem, PyDict_Next
 from cpython.object cimport PyObject
 from cpython.weakref cimport PyWeakref_NewRef
 
 from contextvars import ContextVar
 import socket
 
-from ._registry import ALREADY_CONNECTED, NO_OPEN_CONNECTION, stack_elsewhere, sweep
+from ._registry import ALREADY_CONNECTED, NO_OPEN_CONNECTION, stack_elsewhere
 from ._settings import DEFAULT_TIMEOUT
 
 
@@ -45,6 +45,7 @@ cdef extern from "_kernel_c.h":
 
 
 @cython.final
+@cython.no_gc  # it refers only to weak references: no cycle, so nothing for the collector
 cdef class Caller:
     """One context (thread, task or greenlet): the key of its stack in every connection."""
 
@@ -143,7 +144,10 @@ cdef class Kernel:
     cdef Py_ssize_t _depth_limit
     cdef dict _stacks  # caller -> its open sockets, innermost last; emptied, never removed
     cdef Py_ssize_t _sweep_at
-    cdef tuple _last  # (key, stack) last looked up: one thread or task needs no dict lookup
+    # The caller and stack last looked up: one thread or task needs no dict lookup. Two
+    # fields, not the pure twin's tuple: no other thread runs between their two writes.
+    cdef Caller _last_caller
+    cdef list _last_stack
     cdef Py_ssize_t _opened, _reused, _discarded
     # Reuse, set by _set_pool when pool_size > 0.
     cdef Py_ssize_t _pool_size
@@ -160,7 +164,6 @@ cdef class Kernel:
     def __cinit__(self):
         self._stacks = {}
         self._sweep_at = 8
-        self._last = (None, None)
 
     def _set_kernel(self, address, family, type, proto, factory, open, Py_ssize_t depth_limit):
         """Configure; returns the stacks, where a fork's child finds the sockets in use."""
@@ -241,9 +244,9 @@ cdef class Kernel:
 cdef inline list _own_stack(Kernel self, bint create):
     # The context's own caller is known without the context variable when it is the last
     # (the pure twin has no such shortcut: it asks the variable every time).
-    cdef Caller caller = <Caller>self._last[0]
+    cdef Caller caller = self._last_caller
     if caller is not None and _is_current(caller):
-        return <list>self._last[1]
+        return self._last_stack
     caller = _own_caller()
     if caller is None:
         if not create:
@@ -256,11 +259,32 @@ cdef inline list _own_stack(Kernel self, bint create):
         return None
     else:
         if len(self._stacks) >= self._sweep_at:
-            self._sweep_at = sweep(self._stacks)
+            self._sweep_at = _sweep(self._stacks)
         stack = []
         self._stacks[caller] = stack
-    self._last = (caller, stack)
+    self._last_caller = caller
+    self._last_stack = stack
     return stack
+
+
+cdef Py_ssize_t _sweep(dict stacks) except -1:
+    """Drop the empty stacks of callers that are gone; return the size for the next sweep.
+
+    _registry.sweep, the pure twin's, in C: a context's first `with` pays for it in turn.
+    Stacks are kept when emptied, so that a context's next `with` finds its own again; a
+    context that ends leaves one behind, collected here, when the dict has doubled.
+    """
+    cdef PyObject *key
+    cdef PyObject *stack
+    cdef Py_ssize_t position = 0
+    gone = []
+    while PyDict_Next(stacks, &position, &key, &stack):
+        context = (<Caller>key).context
+        if not <list>stack and (<PyWeakReference*><PyObject*>context).wr_object == <PyObject*>None:
+            gone.append(<object>key)
+    for caller in gone:
+        del stacks[caller]
+    return max(8, 2 * len(stacks))
 
 
 cdef inline list _reserve_stack(Kernel self):
