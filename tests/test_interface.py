@@ -9,7 +9,12 @@ from lazyconnection import _kernel_py
 
 
 def _methods(cls: type) -> set[str]:
-    return {name for name, value in vars(cls).items() if callable(value)} - {"__init__", "__new__"}
+    methods = {
+        name
+        for name, value in vars(cls).items()
+        if callable(value) or isinstance(value, staticmethod)  # not callable before 3.10
+    }
+    return methods - {"__init__", "__new__"}
 
 
 def _kernel_of(cls: type) -> type:

@@ -55,7 +55,7 @@ class _LazyConnection(_Kernel):
         settings = Settings(address, family, type, proto, **options)
         super().__init__()
         self._settings = settings  # type: ignore[misc]  # a slot of each public class
-        stacks = self._set_kernel(
+        self._set_kernel(
             settings.address,
             settings.family,
             settings.type,
@@ -77,7 +77,7 @@ class _LazyConnection(_Kernel):
                 settings.timeout,
                 None if settings.ssl_context is None else tls_usable,
             )
-        _fork.track(self, stacks, self._pool)
+        _fork.track(self)
 
     __init__.__signature__ = signature(  # type: ignore[attr-defined]
         {"family": AF_INET, "type": SOCK_STREAM, "proto": 0}

@@ -5,20 +5,17 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any
 
-from ._pool import Pool, close_all
+from ._pool import close_all
 
-# id(connection) -> (a weak reference to it, its stacks, its pool or None), for every
-# LazyConnection alive in this process.
-_tracked: Dict[int, Tuple[Callable[[], Any], Dict[Any, List[Any]], Optional[Pool]]] = {}
+# Every LazyConnection alive in this process, by id.
+_tracked: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
 
 
-def track(connection: Any, stacks: Dict[Any, List[Any]], pool: Optional[Pool]) -> None:
+def track(connection: Any) -> None:
     """Let a fork's child find this connection's sockets, until the connection is collected."""
-    key = id(connection)
-    alive = weakref.ref(connection, lambda _: _tracked.pop(key, None))
-    _tracked[key] = (alive, stacks, pool)
+    _tracked[id(connection)] = connection
 
 
 def _after_fork_in_child() -> None:
@@ -30,10 +27,8 @@ def _after_fork_in_child() -> None:
     closes its own, the peer sees the end of them, which the child's copies would prevent.
     """
     here = threading.get_ident()
-    for alive, stacks, pool in list(_tracked.values()):
-        connection = alive()
-        if connection is None:
-            continue
+    for connection in list(_tracked.values()):
+        stacks, pool = connection._stacks, connection._pool
         for key, stack in list(stacks.items()):
             if stack and connection._caller_thread(key) != here:  # that thread is gone
                 while stack:

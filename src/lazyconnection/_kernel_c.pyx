@@ -142,7 +142,8 @@ cdef class Kernel:
     cdef object _factory
     cdef object _open  # None: a plain factory() and connect(); else it opens a connected socket
     cdef Py_ssize_t _depth_limit
-    cdef dict _stacks  # caller -> its open sockets, innermost last; emptied, never removed
+    # caller -> its open sockets, innermost last; emptied, not removed; read by a fork's child
+    cdef readonly dict _stacks
     cdef Py_ssize_t _sweep_at
     # The caller and stack last looked up: one thread or task needs no dict lookup. Two
     # fields, not the pure twin's tuple: no other thread runs between their two writes.
@@ -166,7 +167,6 @@ cdef class Kernel:
         self._sweep_at = 8
 
     def _set_kernel(self, address, family, type, proto, factory, open, Py_ssize_t depth_limit):
-        """Configure; returns the stacks, where a fork's child finds the sockets in use."""
         self._address = address
         self._family = family
         self._type = type
@@ -174,7 +174,6 @@ cdef class Kernel:
         self._factory = factory
         self._open = open
         self._depth_limit = depth_limit
-        return self._stacks
 
     @staticmethod
     def _caller_thread(key):

@@ -141,8 +141,7 @@ class Kernel:
         factory: Callable[..., Any],
         open: Optional[Callable[[], Any]],
         depth_limit: int,
-    ) -> Dict[Any, List[Any]]:
-        """Configure; returns the stacks, where a fork's child finds the sockets in use."""
+    ) -> None:
         self._address = address
         self._family = family
         self._type = type
@@ -150,7 +149,6 @@ class Kernel:
         self._factory = factory
         self._open = open
         self._depth_limit = depth_limit
-        return self._stacks
 
     @staticmethod
     def _caller_thread(key: Any) -> Optional[int]:
