@@ -249,6 +249,26 @@ def _child_checks(conn, in_use_at_fork, echo) -> int:
     return 0
 
 
+def _forked(child) -> int:
+    """Fork: the child runs child() and exits with what it returns (0: every check held),
+    never returning into pytest; the parent gets the child's pid."""
+    with warnings.catch_warnings():  # 3.12 warns when a threaded process forks
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            status = child()
+        finally:
+            os._exit(status)
+    return pid
+
+
+def _exit_code(pid: int) -> int:
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 @pytest.mark.parametrize("timed", [False, True], ids=["untimed", "timed"])
 def test_a_forked_child_opens_its_own_and_leaves_the_parents_working(
@@ -263,17 +283,8 @@ def test_a_forked_child_opens_its_own_and_leaves_the_parents_working(
         assert in_use_at_fork is idle_at_fork
         with conn as other:
             pass
-        with warnings.catch_warnings():  # 3.12 warns when a threaded process forks
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
-        if pid == 0:  # the child reports by exit status and never returns into pytest
-            status = 1
-            try:
-                status = _child_checks(conn, in_use_at_fork, echo)
-            finally:
-                os._exit(status)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
+        pid = _forked(lambda: _child_checks(conn, in_use_at_fork, echo))
+        assert _exit_code(pid) == 0
         conn.__exit__(None, None, None)
         # The child closed its copies only: the parent's connections still work.
         with conn as first, conn as second:
@@ -832,17 +843,13 @@ def test_a_forked_child_closes_the_sockets_other_threads_held(LazyConnection, po
         with conn as mine:
             held_here, _ = listener.accept()
             to_child_read, to_child = os.pipe()
-            with warnings.catch_warnings():  # 3.12 warns when a threaded process forks
-                warnings.simplefilter("ignore", DeprecationWarning)
-                pid = os.fork()
-            if pid == 0:  # the child reports by exit status and never returns into pytest
-                status = 1
-                try:
-                    ok = mine.fileno() != -1 and conn.connections == (mine,)
-                    os.read(to_child_read, 1)  # alive until the parent has checked for EOF
-                    status = 0 if ok else 2
-                finally:
-                    os._exit(status)
+
+            def in_the_child():
+                kept_mine = mine.fileno() != -1 and conn.connections == (mine,)
+                os.read(to_child_read, 1)  # alive until the parent has checked for EOF
+                return 0 if kept_mine else 2
+
+            pid = _forked(in_the_child)
             os.close(to_child_read)
             try:
                 release.set()
@@ -858,8 +865,8 @@ def test_a_forked_child_closes_the_sockets_other_threads_held(LazyConnection, po
             finally:
                 os.write(to_child, b"x")
                 os.close(to_child)
-                _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
+                status = _exit_code(pid)
+        assert status == 0
         held_elsewhere.close()
         held_here.close()
         conn.close_idle()
