@@ -284,6 +284,20 @@ def _tls():
         (((b"caf\xc3\xa9.example", 443),), {"ssl_context": _tls()}, ValueError, "address host"),
         (((".example", 443),), {"ssl_context": _tls()}, ValueError, "address host"),
         ((("", 443),), {"ssl_context": _tls()}, ValueError, "server_hostname"),
+        ((("\udcff", 80),), {}, ValueError, "address host"),
+        (
+            (ADDRESS,),
+            {"ssl_context": _tls(), "server_hostname": "a" * 64 + ".com"},
+            ValueError,
+            "server_hostname",
+        ),
+        (
+            (ADDRESS,),
+            {"ssl_context": _tls(), "server_hostname": "a..b"},
+            ValueError,
+            "server_hostname",
+        ),
+        ((("\udcff.example", 443),), {"ssl_context": _tls()}, ValueError, "address host"),
     ],
     ids=repr,
 )
@@ -302,6 +316,8 @@ def test_values_the_socket_calls_would_refuse_are_refused_at_construction(
         ((ADDRESS,), {"socket_options": [(-(2**31), 2**31 - 1, -(2**31)), (1, 2, b"\xff" * 64)]}),
         ((("::1", 80, 2**20 - 1, 2**32 - 1), socket.AF_INET6), {}),
         ((("", 443),), {"ssl_context": _tls(), "server_hostname": "a.example"}),
+        ((ADDRESS,), {"socket_options": [(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)]}),
+        ((("bücher.example", 80),), {"ssl_context": _tls()}),
     ],
     ids=repr,
 )

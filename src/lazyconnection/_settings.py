@@ -293,7 +293,7 @@ def _socket_options(value: Any) -> Tuple[Tuple[int, int, Any], ...]:
             )
         _c_int(f"socket_options[{index}] level", triple[0])
         _c_int(f"socket_options[{index}] optname", triple[1])
-        if isinstance(triple[2], int):  # bytes are passed as they are
+        if isinstance(triple[2], int) and not isinstance(triple[2], bool):  # True is 1 here
             _c_int(f"socket_options[{index}] value", triple[2])
     return tuple(tuple(triple) for triple in triples)
 
@@ -330,13 +330,23 @@ def _server_hostname(address: Any, family: int, ssl_context: Any, server_hostnam
 
 
 def _tls_name(name: str, host: str) -> str:
-    """A name the ssl module takes as a server's: not empty, no leading dot, no NUL."""
-    if not host or host.startswith(".") or "\x00" in host:
+    """A name the ssl module takes as a server's: not empty, no leading dot, no NUL, and one
+    that its IDNA encoding accepts (labels of 1 to 63 characters)."""
+    if not host or host.startswith(".") or "\x00" in host or not _idna_encodes(host):
         raise ValueError(
             f"{name} {host!r} cannot name a TLS server: it must not be empty, start with a"
-            " dot or contain a NUL character"
+            " dot, contain a NUL character, nor have a label IDNA refuses (empty, or longer"
+            " than 63 characters)"
         )
     return host
+
+
+def _idna_encodes(host: str) -> bool:
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        return False
+    return True
 
 
 def check_address(address: Any, family: int, name: str = "address") -> Any:
@@ -364,6 +374,9 @@ def _check_ip_address(address: Any, shortest: int, longest: int, form: str, name
         raise TypeError(f"{name} host must be a str or bytes, not {_type_name(host)}")
     if (host.find("\x00") if isinstance(host, str) else host.find(b"\x00")) >= 0:
         raise ValueError(f"{name} host must not contain a NUL character, not {host!r}")
+    # The socket module sends a non-ASCII name through IDNA, and fails late if it cannot.
+    if isinstance(host, str) and not host.isascii() and not _idna_encodes(host):
+        raise ValueError(f"{name} host {host!r} cannot be encoded with IDNA")
     port = _integer(f"{name} port", port)
     if not 0 <= port <= 65535:
         raise ValueError(f"{name} port must be in 0-65535, not {port}")
