@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dis
 import gc
 import os
@@ -223,9 +224,10 @@ _PUSH_IS_LAST = sys.implementation.name == "cpython" and sys.version_info >= (3,
 
 
 @pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer")
+@pytest.mark.parametrize("entering", ["with", "async with"])
 @pytest.mark.parametrize("max_lifetime", [None, 60.0], ids=["untimed", "max_lifetime"])
 def test_interrupts_inside_enter_leave_nothing_on_the_stack(
-    LazyConnection, unix_path, max_lifetime
+    LazyConnection, unix_path, max_lifetime, entering
 ):
     """With max_depth=1 one socket left behind by an enter that raised refuses every later
     `with` in the thread: the timer is disarmed as the body's first statement, so that the
@@ -244,6 +246,33 @@ def test_interrupts_inside_enter_leave_nothing_on_the_stack(
             armed[0] = False
             raise KeyboardInterrupt
 
+    def disarm():
+        armed[0] = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+    async def soak():
+        # One task throughout, which never waits (Unix connects and reuse finish at once):
+        # every interrupt lands in it, none in the event loop's own code.
+        nonlocal interrupts
+        for _ in range(ENTER_SOAK_CYCLES):
+            if time.monotonic() > deadline:
+                break
+            try:
+                try:
+                    armed[0] = True
+                    signal.setitimer(signal.ITIMER_REAL, rng.uniform(1e-6, 40e-6))
+                    if entering == "with":
+                        with conn:
+                            disarm()
+                    else:
+                        async with conn:
+                            disarm()
+                finally:
+                    disarm()
+            except KeyboardInterrupt:
+                interrupts += 1
+            assert conn.connections == (), f"left on the stack after {interrupts} interrupts"
+
     gc.collect()
     before = open_fds()
     previous = signal.signal(signal.SIGALRM, interrupt)
@@ -253,22 +282,7 @@ def test_interrupts_inside_enter_leave_nothing_on_the_stack(
         # its finalizer; what counts here is the stack and the descriptors after collection.
         warnings.simplefilter("ignore", ResourceWarning)
         try:
-            for _ in range(ENTER_SOAK_CYCLES):
-                if time.monotonic() > deadline:
-                    break
-                try:
-                    try:
-                        armed[0] = True
-                        signal.setitimer(signal.ITIMER_REAL, rng.uniform(1e-6, 40e-6))
-                        with conn:
-                            armed[0] = False
-                            signal.setitimer(signal.ITIMER_REAL, 0)
-                    finally:
-                        armed[0] = False
-                        signal.setitimer(signal.ITIMER_REAL, 0)
-                except KeyboardInterrupt:
-                    interrupts += 1
-                assert conn.connections == (), f"left on the stack after {interrupts} interrupts"
+            asyncio.run(soak())
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)

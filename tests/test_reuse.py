@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import copy
 import gc
 import os
@@ -819,15 +820,21 @@ def test_a_socket_whose_body_left_a_file_open_is_not_kept(
         conn.close_idle()
 
 
-def _hold_a_block(conn, entered, release):
-    with conn:
+def _hold_a_block(conn, entered, release, with_a_file):
+    with conn as sock:
+        file = sock.makefile("rb") if with_a_file else None  # as an HTTP response keeps
         entered.set()
         release.wait(WAIT_SECONDS)
+        if file is not None:
+            file.close()
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+@pytest.mark.parametrize("with_a_file", [False, True], ids=["", "file-open"])
 @pytest.mark.parametrize("pool_size", [0, 2])
-def test_a_forked_child_closes_the_sockets_other_threads_held(LazyConnection, pool_size, no_leaks):
+def test_a_forked_child_closes_the_sockets_other_threads_held(
+    LazyConnection, pool_size, with_a_file, no_leaks
+):
     """The parent's other threads do not exist in the child: their blocks never end there,
     so the child's copies would keep those connections open for the peer."""
     with no_leaks(), socket.socket() as listener:
@@ -836,7 +843,7 @@ def test_a_forked_child_closes_the_sockets_other_threads_held(LazyConnection, po
         listener.settimeout(WAIT_SECONDS)
         conn = LazyConnection(listener.getsockname(), pool_size=pool_size)
         entered, release = threading.Event(), threading.Event()
-        holder = threading.Thread(target=_hold_a_block, args=(conn, entered, release))
+        holder = threading.Thread(target=_hold_a_block, args=(conn, entered, release, with_a_file))
         holder.start()
         assert entered.wait(WAIT_SECONDS)
         held_elsewhere, _ = listener.accept()
@@ -870,3 +877,29 @@ def test_a_forked_child_closes_the_sockets_other_threads_held(LazyConnection, po
         held_elsewhere.close()
         held_here.close()
         conn.close_idle()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_keeps_the_forking_threads_socket_in_a_context_another_thread_used(
+    LazyConnection, echo_address, echo, no_leaks
+):
+    """Which thread a block belongs to is the thread that entered it, not the thread that
+    first entered in its context."""
+    with no_leaks():
+        conn = LazyConnection(echo_address)
+        context = contextvars.Context()
+
+        def enter_once():
+            with conn:
+                pass
+
+        elsewhere = threading.Thread(target=context.run, args=(enter_once,))
+        elsewhere.start()
+        elsewhere.join(WAIT_SECONDS)
+
+        def fork_inside_a_block():
+            with conn as mine:
+                pid = _forked(lambda: 0 if echo(mine, b"child") == b"child" else 2)
+                return _exit_code(pid), echo(mine, b"parent")
+
+        assert context.run(fork_inside_a_block) == (0, b"parent")

@@ -86,12 +86,25 @@ class _LazyConnection(_Kernel):
     async def __aenter__(self) -> socket.socket:
         check_async(self._settings)
         stack = self._reserve()
-        if self._pool is not None:
-            reused = self._reuse(stack)
-            if reused is not None:
-                return reused  # type: ignore[no-any-return]
+        depth = len(stack)
+        # CPython runs signal handlers as a call returns: here that may be after the kernel's
+        # push, and then no block began, so no __aexit__ would take the socket off the stack.
+        try:
+            if self._pool is not None:
+                reused = self._reuse(stack)
+                if reused is not None:
+                    return reused  # type: ignore[no-any-return]
+        except BaseException:
+            if len(stack) > depth:  # reuse runs no code of the caller's: this one is ours
+                self.__exit__(*sys.exc_info())
+            raise
         sock = await open_async(self._settings)  # connected, or closed before its error left
-        return self._push(stack, sock)  # type: ignore[no-any-return]
+        try:
+            return self._push(stack, sock)  # type: ignore[no-any-return]
+        except BaseException:
+            if stack and stack[-1] is sock:
+                self.__exit__(*sys.exc_info())
+            raise
 
     async def __aexit__(
         self,

@@ -32,12 +32,24 @@ def _after_fork_in_child() -> None:
         for key, stack in list(stacks.items()):
             if stack and connection._caller_thread(key) != here:  # that thread is gone
                 while stack:
-                    stack.pop().close()
+                    _release(stack.pop())
         if pool is not None:
             close_all(pool.idle)
             if pool.lent is not None:
                 pool.lent.clear()
             pool.inherited.update(sock for stack in list(stacks.values()) for sock in stack)
+
+
+def _release(sock: Any) -> None:
+    """Close this process's copy of the descriptor, even with a makefile() file open, which
+    close() would leave open until the file closes (an HTTP response's, say)."""
+    detach = getattr(sock, "detach", None)
+    if detach is None:  # not a socket.socket: close() is all there is
+        sock.close()
+        return
+    descriptor = detach()
+    if descriptor >= 0:
+        os.close(descriptor)
 
 
 if hasattr(os, "register_at_fork"):

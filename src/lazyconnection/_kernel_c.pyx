@@ -51,7 +51,7 @@ cdef class Caller:
 
     cdef object context  # a weak reference to that context
     cdef object parent  # a weak reference to the caller of the context this one was copied from
-    cdef readonly unsigned long thread  # where it began: a fork's child keeps only its own thread's
+    cdef readonly unsigned long thread  # where it last entered: a fork's child keeps only its own
     cdef object __weakref__
 
     def __call__(self):
@@ -177,7 +177,7 @@ cdef class Kernel:
 
     @staticmethod
     def _caller_thread(key):
-        """The thread a key's caller began in, or None once that context is gone."""
+        """The thread a key's caller last entered in, or None once that context is gone."""
         return None if key() is None else (<Caller>key).thread
 
     def _set_pool(self, list idle, dict lent, set inherited, Py_ssize_t pool_size,
@@ -288,6 +288,8 @@ cdef Py_ssize_t _sweep(dict stacks) except -1:
 
 cdef inline list _reserve_stack(Kernel self):
     cdef list stack = _own_stack(self, True)
+    # The thread entering, for a fork's child: a context may run in several threads in turn.
+    self._last_caller.thread = PyThread_get_thread_ident()
     if len(stack) >= self._depth_limit:
         raise RuntimeError(ALREADY_CONNECTED)
     return stack

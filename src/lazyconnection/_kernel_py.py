@@ -27,7 +27,7 @@ class Caller:
         self.context = weakref.ref(context)
         # The key of the caller of the context this one was copied from, or None.
         self.parent = None if inherited is None else inherited.key
-        self.thread = get_ident()  # where it began: a fork's child keeps only its own thread's
+        self.thread = get_ident()  # where it last entered: a fork's child keeps only its own
 
 
 # A context copied into a new task or thread carries its creator's caller with it.
@@ -152,7 +152,7 @@ class Kernel:
 
     @staticmethod
     def _caller_thread(key: Any) -> Optional[int]:
-        """The thread a key's caller began in, or None once that context is gone."""
+        """The thread a key's caller last entered in, or None once that context is gone."""
         caller = key()
         return None if caller is None else caller.thread
 
@@ -202,6 +202,8 @@ class Kernel:
 
     def _reserve_stack(self) -> List[Any]:
         stack: List[Any] = self._own_stack(True)  # type: ignore[assignment]
+        # The thread entering, for a fork's child: a context may run in several threads in turn.
+        _callers.get().thread = get_ident()  # type: ignore[union-attr]
         if len(stack) >= self._depth_limit:
             raise RuntimeError(ALREADY_CONNECTED)
         return stack
