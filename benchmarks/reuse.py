@@ -17,14 +17,14 @@ import queue
 import socket
 import sys
 import warnings
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 from names import COMPILED, EMPTY_LOOP, LIFO_QUEUE, PURE, REDIS, URLLIB3
 
 import lazyconnection
 
 CANDIDATES = (COMPILED, PURE, REDIS, URLLIB3, LIFO_QUEUE)
-DEFAULT_N = 2000
+DEFAULT_N = 300  # as in callgrind.py, whose docstring says why
 
 Loop = Callable[[int], object]
 
@@ -128,11 +128,8 @@ def instructions(
     import callgrind
 
     host, port = address
-
-    def command(candidate: str, size: int) -> List[str]:
-        return [python, __file__, host, str(port), "--child", candidate, "-n", str(size)]
-
     candidates = [c for c in CANDIDATES if available(c)]
+    command = [python, __file__, host, str(port), "-n", str(n), "--child", *candidates]
     return callgrind.per_operation(candidates, EMPTY_LOOP, command, n)
 
 
@@ -141,13 +138,16 @@ def main() -> None:
     parser.add_argument("host")
     parser.add_argument("port", type=int)
     parser.add_argument("-n", type=int, default=DEFAULT_N, help="checkouts in the shorter run")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     address = (args.host, args.port)
     if args.child:
-        loop, close = make(args.child, address)
-        loop(args.n)
-        close()
+        import callgrind
+
+        made = {c: make(c, address) for c in (*args.child, EMPTY_LOOP)}
+        callgrind.run_counted({c: loop for c, (loop, _) in made.items()}, args.n)
+        for _, close in made.values():
+            close()
         return
     for candidate, count in instructions(address, args.n).items():
         print(f"{candidate}: {count:,.0f} instructions per checkout+return")
