@@ -5,9 +5,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.util
+import json
 import os
 import pathlib
+import platform
 import tempfile
+import warnings
 from typing import Any, Dict, List
 
 import callgrind
@@ -35,20 +38,53 @@ FIGURES: List[Dict[str, Any]] = []
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("lazyconnection")
-    group.addoption("--quick", action="store_true", help="few rounds per group, no callgrind")
+    group.addoption("--quick", action="store_true", help="few rounds per group, no callgrind (CI)")
+    group.addoption(
+        "--full", action="store_true", help="many rounds, more processes: the thorough run"
+    )
     group.addoption("--no-callgrind", action="store_true", help="skip the instruction counts")
+    group.addoption(
+        "--tables", action="store_true", help="also print pytest-benchmark's own tables, narrow"
+    )
     group.addoption(
         "--results-dir", type=pathlib.Path, default=HERE / "results", help="where results go"
     )
 
 
 @dataclasses.dataclass(frozen=True)
-class Settings:
-    """How long each group runs: the full run is the default, --quick a first look."""
+class Mode:
+    """How long each group runs, and what the run says about itself at its start."""
 
-    quick: bool
+    name: str  # in the summary's first line
+    rounds: int  # pytest-benchmark rounds per candidate; each is followed by an interleaved one
+    seconds: float  # no interleaved round of a group starts after this many seconds
+    workers: int  # fresh processes that time the dispatch group's rounds as well
+    about: str  # how long the whole run takes on a quiet 2-core machine
+
+
+# The durations were measured on a quiet 2-core machine; beside a CPU hog they double.
+MODES = {
+    "quick": Mode("quick run", 3, 3.0, 0, "30 s"),
+    "default": Mode("default run", 5, 8.0, 2, "1½ minutes"),
+    "full": Mode("full run", 30, 60.0, 4, "8 minutes"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The run's mode, whether callgrind counts, and where the results go."""
+
+    mode_key: str
     no_callgrind_because: str  # empty when the instruction counts are taken
     results: pathlib.Path
+
+    @property
+    def mode(self) -> Mode:
+        return MODES[self.mode_key]
+
+    @property
+    def quick(self) -> bool:
+        return self.mode_key == "quick"
 
     @property
     def callgrind(self) -> bool:
@@ -56,13 +92,11 @@ class Settings:
 
     @property
     def rounds(self) -> int:
-        """pytest-benchmark rounds per candidate; each is followed by one interleaved round."""
-        return 3 if self.quick else 30
+        return self.mode.rounds
 
     @property
     def seconds(self) -> float:
-        """No interleaved round of a group starts after this many seconds."""
-        return 3.0 if self.quick else 60.0
+        return self.mode.seconds
 
     def new_rounds(self, loops: Dict[str, Any], clock: Clock = WALL, slices: int = 1) -> Rounds:
         return Rounds(loops, len(loops) * (self.rounds + 1), self.seconds, clock, slices)
@@ -71,9 +105,14 @@ class Settings:
 _SETTINGS = pytest.StashKey[Settings]()
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-benchmark reads its options
 def pytest_configure(config: pytest.Config) -> None:
-    """Results go to --results-dir: the JSON (summary and stats, no raw samples) and a chart."""
-    quick = config.getoption("quick", False)
+    """Results go to --results-dir: the JSON (summary and stats, no raw samples), the summary
+    and the charts. pytest-benchmark's own tables are left to the JSON unless --tables."""
+    quick, full = config.getoption("quick", False), config.getoption("full", False)
+    if quick and full:
+        raise pytest.UsageError("--quick and --full: choose one")
+    mode_key = "quick" if quick else "full" if full else "default"
     results = config.getoption("results_dir", HERE / "results")
     if quick:
         no_callgrind_because = "--quick leaves the instruction counts out"
@@ -83,10 +122,81 @@ def pytest_configure(config: pytest.Config) -> None:
         no_callgrind_because = "valgrind is not on PATH"
     else:
         no_callgrind_because = ""
-    config.stash[_SETTINGS] = Settings(quick, no_callgrind_because, results)
+    config.stash[_SETTINGS] = Settings(mode_key, no_callgrind_because, results)
     results.mkdir(parents=True, exist_ok=True)
     if config.getoption("benchmark_json", None) is None:
         config.option.benchmark_json = results / "latest.json"
+    # A run of untimed tests alone (test_summary.py) has no timings to save: not an error.
+    warnings.filterwarnings("ignore", "Not saving anything, no benchmarks")
+    if not hasattr(config.option, "benchmark_quiet"):
+        return  # pytest-benchmark is not loaded (-p no:benchmark)
+    if config.getoption("tables", False):
+        config.option.benchmark_columns = config.option.benchmark_columns or [
+            "median", "iqr", "rounds"
+        ]  # fmt: skip
+        config.option.benchmark_name = "short"
+    else:
+        config.option.benchmark_quiet = True
+
+
+def pytest_report_header(config: pytest.Config) -> List[str]:
+    settings = config.stash[_SETTINGS]
+    others = ", ".join(
+        f"{'no option' if key == 'default' else '--' + key}: about {mode.about}"
+        for key, mode in MODES.items()
+        if key != settings.mode_key
+    )
+    lines = [
+        f"lazyconnection benchmarks, {settings.mode.name}: about {settings.mode.about} on a quiet"
+        " 2-core machine",
+        f"  ({others}); the summary comes at the end",
+    ]
+    if settings.no_callgrind_because:
+        lines.append(f"  no instruction counts: {settings.no_callgrind_because}")
+    return lines
+
+
+_GROUPS_STARTED = pytest.StashKey[set]()
+# Half a minute (a quick run in a child process): left out of the default run unless named.
+SUMMARY_TEST = "test_summary.py"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
+    named = any(pathlib.Path(arg.split("::")[0]).name == SUMMARY_TEST for arg in config.args)
+    if config.stash[_SETTINGS].mode_key != "default" or named:
+        return
+    left_out = [item for item in items if item.path.name == SUMMARY_TEST]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if item.path.name != SUMMARY_TEST]
+
+
+def _write(config: pytest.Config, text: str) -> None:
+    """To the terminal at once, past pytest's capture, in a run of normal verbosity."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None or config.get_verbosity() != 0:
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write(text, flush=True)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Each group says what it measures as it starts (its module docstring's first line),
+    after the file name the terminal has just written."""
+    started = item.config.stash.setdefault(_GROUPS_STARTED, set())
+    module = getattr(item, "module", None)
+    if module is None or module.__name__ in started:
+        return
+    started.add(module.__name__)
+    if module.__doc__:
+        _write(item.config, f"\n  {module.__doc__.splitlines()[0]}\n  ")
+
+
+@pytest.fixture
+def progress(request):
+    """`progress(text)`: what a long test is doing, on the terminal at once."""
+    return lambda text: _write(request.config, text)
 
 
 def pytest_benchmark_update_json(config, benchmarks, output_json):
@@ -95,13 +205,22 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         bench["stats"].pop("data", None)  # every raw sample: megabytes, and read by no one
     output_json["lazyconnection"] = {
         "figures": FIGURES,
+        "mode": settings.mode.name,
         "quick": settings.quick,
         "callgrind": settings.callgrind,
     }
+    versions = settings.results / "versions"
+    counted = [f for f in FIGURES if f["group"] in report.COUNTED_GROUPS]
+    if counted:  # this interpreter's row of the table by CPython version
+        versions.mkdir(exist_ok=True)
+        python = platform.python_version()
+        row = {"python": python, "figures": counted}
+        (versions / f"cpython-{python}.json").write_text(json.dumps(row, indent=1))
     derived = report.derive(output_json)
-    config.stash[_SUMMARY] = report.render(derived)
-    (settings.results / "summary.md").write_text(config.stash[_SUMMARY])
-    report.chart(derived, settings.results / "overhead")
+    derived["versions"] = report.versions_from(versions)
+    config.stash[_SUMMARY] = report.short(derived)
+    (settings.results / "summary.md").write_text(report.full(derived))
+    report.charts(derived, settings.results)
 
 
 _SUMMARY = pytest.StashKey[str]()
@@ -113,9 +232,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.section("lazyconnection: benchmark summary")
         terminalreporter.write(config.stash[_SUMMARY])
         results = config.stash[_SETTINGS].results
-        terminalreporter.write_line(
-            f"(also in {results}/: summary.md, overhead.png and .svg, latest.json)"
-        )
+        terminalreporter.write_line(f"Full table: {results / 'summary.md'} (charts beside it)")
 
 
 @pytest.fixture(scope="session")
@@ -151,7 +268,7 @@ def time_in_turn(settings):
     return run
 
 
-def rounds_by_key(settings, figures, loops_of, derive):
+def rounds_by_key(settings, figures, loops_of, derive, clock=WALL, slices=1):
     """For a module fixture that yields from it: `rounds(key)` makes the rounds of one key
     (a transport, a host) on first use, from `loops_of[key]()`; once the module is done,
     `derive(key, rounds)` of each key that ran reaches the summary."""
@@ -159,7 +276,7 @@ def rounds_by_key(settings, figures, loops_of, derive):
 
     def rounds(key):
         if key not in made:
-            made[key] = settings.new_rounds(loops_of[key]())
+            made[key] = settings.new_rounds(loops_of[key](), clock, slices)
         return made[key]
 
     yield rounds

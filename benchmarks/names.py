@@ -18,6 +18,7 @@ CANDIDATES = (COMPILED, PURE, RECIPE_STACK, RECIPE_THREAD_LOCAL, FLOOR, RAW, CRE
 REAL = "dispatch (instructions, real UDP socket)"
 STAND_IN = "dispatch (instructions, compiled stand-in)"
 TIMED = "dispatch (timed, stand-in socket)"
+REAL_TIMED = "dispatch (CPU time, real UDP socket)"
 ASYNC = "async dispatch (timed, stand-in socket and loop)"
 NESTING = "nesting (timed, stand-in socket)"
 THREADS = "4 threads, one shared object (real TCP connections)"
@@ -38,7 +39,7 @@ HAPPY_EYEBALLS_DUAL = "happy eyeballs: dual-stack host, ::1 hanging (end to end)
 HAPPY_EYEBALLS_FIRST = "happy eyeballs: two addresses, the first answers (end to end)"
 HAPPY_EYEBALLS_SINGLE = "happy eyeballs: one address, nothing to race (end to end)"
 GROUPS = [
-    *(REAL, STAND_IN, TIMED, ASYNC, NESTING, THREADS, TCP, UNIX),
+    *(REAL, STAND_IN, TIMED, REAL_TIMED, ASYNC, NESTING, THREADS, TCP, UNIX),
     *(HAPPY_EYEBALLS_DUAL, HAPPY_EYEBALLS_FIRST, HAPPY_EYEBALLS_SINGLE),
     *(REUSE_COUNTED, REUSE_TIMED, REUSE_END_TO_END, MEMORY),
 ]

@@ -2,9 +2,10 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
-from socket import AF_INET, SOCK_STREAM
+from socket import AF_INET, SOCK_DGRAM, SOCK_STREAM
 
 import callgrind
 import compile_stand_ins
@@ -18,6 +19,7 @@ import lazyconnection
 
 ADDRESS = ("127.0.0.1", 9)  # never connected to: the stand-in does no I/O
 GROUP = names.TIMED
+REAL_GROUP = names.REAL_TIMED
 CANDIDATES = (COMPILED, PURE, RECIPE_STACK, RECIPE_THREAD_LOCAL, FLOOR, INLINE, EMPTY_LOOP)
 INSTRUCTION_GROUPS = {callgrind.REAL: names.REAL, callgrind.STAND_IN: names.STAND_IN}
 LAZY = (COMPILED, PURE, RECIPE_STACK, RECIPE_THREAD_LOCAL)
@@ -25,10 +27,10 @@ LAZY = (COMPILED, PURE, RECIPE_STACK, RECIPE_THREAD_LOCAL)
 # compiled and the floor cost nearly the same, and with whole-millisecond batches a busy
 # neighbour moved their ratio by a quarter from one full run to the next.
 SLICES = 8
-# Fresh processes, each timing as many rounds as this one, whose rounds join this one's: on
-# CPython 3.11, where a process's code happens to be loaded (address-space randomisation)
-# moves compiled / floor by up to a tenth either way, alike in every round of that process.
-WORKERS = 4
+# A full run's fresh processes (Mode.workers), each timing as many rounds as this one, whose
+# rounds join this one's: on CPython 3.11, where a process's code happens to be loaded
+# (address-space randomisation) moves compiled / floor by up to a tenth either way, alike in
+# every round of that process.
 
 
 def _with_loop(context_manager):
@@ -40,29 +42,43 @@ def _with_loop(context_manager):
     return loop
 
 
-def _floor_loop(manager, factory):
+def _floor_loop(manager, factory, kind=SOCK_STREAM):
     """The floor: an empty compiled context manager around the socket calls made inline."""
 
     def loop(n):
         for _ in range(n):
             with manager:
-                sock = factory(AF_INET, SOCK_STREAM, 0)
+                sock = factory(AF_INET, kind, 0)
                 sock.connect(ADDRESS)
                 sock.close()
 
     return loop
 
 
-def _inline_loop(factory):
-    """The stand-in's own calls without any `with`: subtracted to give dispatch overhead."""
+def _inline_loop(factory, kind=SOCK_STREAM):
+    """The socket's own calls without any `with`: subtracted to give dispatch overhead."""
 
     def loop(n):
         for _ in range(n):
-            sock = factory(AF_INET, SOCK_STREAM, 0)
+            sock = factory(AF_INET, kind, 0)
             sock.connect(ADDRESS)
             sock.close()
 
     return loop
+
+
+def _with_stand_in(loop, factory):
+    """The recipe calls its module's `socket`: the stand-in factory while `loop` runs only,
+    so that the real-socket group's recipe keeps real sockets."""
+
+    def run(n):
+        references.socket = factory
+        try:
+            loop(n)
+        finally:
+            references.socket = socket.socket
+
+    return run
 
 
 def _empty_loop(n):
@@ -72,18 +88,37 @@ def _empty_loop(n):
 
 
 def _loops(stand_ins):
-    """Every candidate's loop; the recipe calls `references.socket`, which must be the stand-in
-    factory while they run."""
+    """Every candidate's loop, with the stand-in socket."""
     factory = stand_ins.stand_in_factory
     loops = {}
     if lazyconnection.CLazyConnection is not None:
         conn = lazyconnection.CLazyConnection(ADDRESS, socket_factory=factory)
         loops[COMPILED] = _with_loop(conn)
     loops[PURE] = _with_loop(lazyconnection.PyLazyConnection(ADDRESS, socket_factory=factory))
-    loops[RECIPE_STACK] = _with_loop(references.RecipeStackLazyConnection(ADDRESS))
-    loops[RECIPE_THREAD_LOCAL] = _with_loop(references.RecipeThreadLocalLazyConnection(ADDRESS))
+    stack = _with_loop(references.RecipeStackLazyConnection(ADDRESS))
+    loops[RECIPE_STACK] = _with_stand_in(stack, factory)
+    thread_local = _with_loop(references.RecipeThreadLocalLazyConnection(ADDRESS))
+    loops[RECIPE_THREAD_LOCAL] = _with_stand_in(thread_local, factory)
     loops[FLOOR] = _floor_loop(stand_ins.EmptyContextManager(), factory)
     loops[INLINE] = _inline_loop(factory)
+    loops[EMPTY_LOOP] = _empty_loop
+    return loops
+
+
+def _real_loops(stand_ins):
+    """The same candidates with real UDP sockets, as callgrind counts them (connect only
+    records the peer): their CPU time, user and system, shows what the counts leave out."""
+    loops = {}
+    if lazyconnection.CLazyConnection is not None:
+        loops[COMPILED] = _with_loop(lazyconnection.CLazyConnection(ADDRESS, AF_INET, SOCK_DGRAM))
+    loops[PURE] = _with_loop(lazyconnection.PyLazyConnection(ADDRESS, AF_INET, SOCK_DGRAM))
+    stack = references.RecipeStackLazyConnection(ADDRESS, AF_INET, SOCK_DGRAM)
+    loops[RECIPE_STACK] = _with_loop(stack)
+    thread_local = references.RecipeThreadLocalLazyConnection(ADDRESS)
+    thread_local.type = SOCK_DGRAM  # it ignores its `type` argument (the copied bug)
+    loops[RECIPE_THREAD_LOCAL] = _with_loop(thread_local)
+    loops[FLOOR] = _floor_loop(stand_ins.EmptyContextManager(), socket.socket, SOCK_DGRAM)
+    loops[INLINE] = _inline_loop(socket.socket, SOCK_DGRAM)
     loops[EMPTY_LOOP] = _empty_loop
     return loops
 
@@ -99,24 +134,30 @@ def _worker_times(count, seconds):
 
 @pytest.fixture(scope="module")
 def rounds(settings, stand_ins, figures):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(references, "socket", stand_ins.stand_in_factory)
-        rounds = settings.new_rounds(_loops(stand_ins), CPU, SLICES)
-        yield rounds
+    rounds = settings.new_rounds(_loops(stand_ins), CPU, SLICES)
+    yield rounds
     if rounds.count:
-        for _ in range(0 if settings.quick else WORKERS):  # quick: this process alone
+        for _ in range(settings.mode.workers):
             for name, times in _worker_times(rounds.count, settings.seconds).items():
                 rounds.times[name].extend(times)
-        figures.extend(derive(rounds))
+        figures.extend(derive(rounds, GROUP))
 
 
-def derive(rounds):
+@pytest.fixture(scope="module")
+def real_rounds(settings, stand_ins, figures):
+    rounds = settings.new_rounds(_real_loops(stand_ins), CPU, SLICES)
+    yield rounds
+    if rounds.count:
+        figures.extend(derive(rounds, REAL_GROUP))
+
+
+def derive(rounds, group):
     """Overhead per `with` above the socket calls made inline, by candidate; compiled's ratio
     to the others of the cost per `with` above an empty loop, which is what the instruction
     counts compare, and which a busy core moves less than a ratio of two small overheads."""
     present = [name for name in (*LAZY, FLOOR) if name in rounds.loops]
     result = [
-        figure(rounds.per_round(lambda t, name=name: t[name] - t[INLINE]), "ns", group=GROUP,
+        figure(rounds.per_round(lambda t, name=name: t[name] - t[INLINE]), "ns", group=group,
                what="overhead per `with`", of=name)
         for name in present
     ]  # fmt: skip
@@ -125,7 +166,7 @@ def derive(rounds):
             ratios = rounds.per_round(
                 lambda t, o=other: (t[COMPILED] - t[EMPTY_LOOP]) / (t[o] - t[EMPTY_LOOP])
             )
-            result.append(figure(ratios, "ratio", group=GROUP, what=f"compiled / {other}", of=""))
+            result.append(figure(ratios, "ratio", group=group, what=f"compiled / {other}", of=""))
     return result
 
 
@@ -134,10 +175,16 @@ def test_dispatch(benchmark, time_in_turn, rounds, candidate):
     time_in_turn(benchmark, rounds, candidate, "dispatch", "`with` (stand-in socket)")
 
 
-def test_instructions(settings, stand_ins, figures):
+@pytest.mark.parametrize("candidate", CANDIDATES)
+def test_dispatch_real_socket(benchmark, time_in_turn, real_rounds, candidate):
+    time_in_turn(benchmark, real_rounds, candidate, "dispatch", "`with` (real UDP socket)")
+
+
+def test_instructions(settings, stand_ins, figures, progress):
     """Not a timing: callgrind's instruction counts per `with`, exact where valgrind exists."""
     if not settings.callgrind:
         pytest.skip(settings.no_callgrind_because)
+    progress("[callgrind, two processes: about 15 s] ")
     compiled = lazyconnection.CLazyConnection is not None
     counts = callgrind.measure(os.path.dirname(stand_ins.__file__), compiled=compiled)
     for (sockets, candidate), value in counts.items():
@@ -174,7 +221,6 @@ def test_instructions(settings, stand_ins, figures):
 
 if __name__ == "__main__":  # a worker: python test_dispatch.py ROUNDS SECONDS
     _stand_ins = compile_stand_ins.load_stand_ins()
-    references.socket = _stand_ins.stand_in_factory
     _rounds = Rounds(_loops(_stand_ins), int(sys.argv[1]), float(sys.argv[2]), CPU, SLICES)
     for _ in range(_rounds.max_rounds):
         _rounds.round()

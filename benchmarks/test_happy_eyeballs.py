@@ -1,6 +1,7 @@
-"""Happy Eyeballs: what the race saves on a dual-stack host with a hanging IPv6 address, and
-what it costs where it changes nothing, against the sequential path: two addresses whose
-first answers at once (the race's own machinery), and one address (no race is run).
+"""Happy Eyeballs: what racing saves where an address hangs, and costs where none does.
+
+Against the sequential path: a dual-stack host with a hanging IPv6 address; two addresses
+whose first answers at once (the race's own machinery); and one address (no race is run).
 
 The dual-stack host is the test suite's fixture: a substitute resolver gives a ::1 listener
 whose backlog is full (a connect to it hangs) and then a 127.0.0.1 server. Without the option

@@ -48,10 +48,11 @@ def test_checkout(benchmark, time_in_turn, checkout_rounds, candidate):
     time_in_turn(benchmark, checkout_rounds, candidate, "reuse", "checkout+return")
 
 
-def test_checkout_instructions(settings, echo_address, figures):
+def test_checkout_instructions(settings, echo_address, figures, progress):
     """Not a timing: callgrind's instructions per checkout+return, exact where valgrind exists."""
     if not settings.callgrind:
         pytest.skip(settings.no_callgrind_because)
+    progress("[callgrind, one process: about 15 s] ")
     counts = reuse.instructions(echo_address)
     group = names.REUSE_COUNTED
     for candidate, value in counts.items():
@@ -109,13 +110,20 @@ def request_rounds(settings, echo_address, figures):
 
 
 def derive_requests(rounds):
-    """Requests per second by candidate, per round."""
+    """Requests per second by candidate, and the pooled object's against the others (higher
+    is better: a pooled request as fast as one over a socket held by hand reads 1.00)."""
     group = names.REUSE_END_TO_END
-    return [
+    result = [
         figure(rounds.per_round(lambda t, name=name: 1e9 / t[name]), "requests/s", group=group,
                what="1-byte requests per second", of=name)
         for name in rounds.loops
     ]  # fmt: skip
+    if COMPILED in rounds.loops:
+        for other in (HELD, PER_WITH):
+            ratios = rounds.per_round(lambda t, o=other: t[o] / t[COMPILED])
+            what = f"requests per second, compiled pooled / {other}"
+            result.append(figure(ratios, "ratio", group=group, what=what, of=""))
+    return result
 
 
 @pytest.mark.parametrize("candidate", END_TO_END)
