@@ -15,21 +15,27 @@ import lazyconnection
 README = pathlib.Path(__file__).parent.parent / "README.md"
 
 
-def _run_main(**environ: str) -> list[str]:
-    """Its output lines, in this process's environment (which may force pure Python) plus more."""
-    result = subprocess.run(
-        [sys.executable, "-m", "lazyconnection"],
+def _run(*arguments: str, **environ: str) -> subprocess.CompletedProcess[str]:
+    """`python -m lazyconnection`, in this process's environment (which may force pure Python)
+    plus more."""
+    return subprocess.run(
+        [sys.executable, "-m", "lazyconnection", *arguments],
         env={**os.environ, **environ},
         capture_output=True,
         text=True,
         timeout=60,
-        check=True,
     )
+
+
+def _run_main(**environ: str) -> list[str]:
+    """Its output lines."""
+    result = _run(**environ)
+    assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()
 
 
 def test_prints_version_implementation_interpreter_and_benchmark_command():
-    version, implementation, interpreter, benchmarks = _run_main()
+    version, implementation, interpreter, benchmarks, note = _run_main()
     assert version == f"lazyconnection {lazyconnection.__version__}"
     if lazyconnection.CLazyConnection is not None:
         assert implementation == "implementation: compiled (CLazyConnection)"
@@ -41,6 +47,22 @@ def test_prints_version_implementation_interpreter_and_benchmark_command():
     )
     command = benchmarks.split(": ", 1)[1]
     assert f"```sh\n{command}\n```" in README.read_text()
+    assert "--quick" in note and "--full" in note
+
+
+def test_help_answers_like_a_command_line_tool():
+    result = _run("--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: python -m lazyconnection [-h]")
+    benchmarks = _run_main()[3].split(": ", 1)[1]
+    assert f"\n  {benchmarks}\n" in result.stdout  # one line, to be copied
+
+
+def test_refuses_unknown_arguments():
+    result = _run("--bogus")
+    assert result.returncode == 2
+    assert "unrecognized arguments: --bogus" in result.stderr
+    assert result.stdout == ""
 
 
 def test_says_when_pure_python_is_forced_by_the_environment():

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import sys
+from typing import List, Optional
 
 import lazyconnection
 
 BENCHMARK_COMMAND = 'python -m pip install ".[bench]" && python -m pytest benchmarks'
+BENCHMARK_NOTE = "about 1½ minutes; --quick for a first look, --full for the thorough run"
 
 
 def active_implementation() -> str:
@@ -26,7 +29,19 @@ def active_implementation() -> str:
     )
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(
+        prog="python -m lazyconnection",
+        description="Print the version, which implementation is active here and why, the"
+        " interpreter, and the benchmark command: what a bug report needs.",
+        # Raw, so that the command stays on one line to be copied.
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"benchmarks, from a source checkout ({BENCHMARK_NOTE}):\n  {BENCHMARK_COMMAND}",
+    )
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser().parse_args(argv)
     print(f"lazyconnection {lazyconnection.__version__}")
     print(f"implementation: {active_implementation()}")
     print(
@@ -34,6 +49,7 @@ def main() -> None:
         f" ({sys.executable})"
     )
     print(f"benchmarks, from a source checkout: {BENCHMARK_COMMAND}")
+    print(f"  ({BENCHMARK_NOTE})")
 
 
 if __name__ == "__main__":
