@@ -15,6 +15,7 @@ import dataclasses
 import json
 import pathlib
 import re
+import textwrap
 from typing import Any, Dict, List, Optional, Tuple
 
 from names import (
@@ -391,9 +392,9 @@ def _bars(axes, series: Dict[str, List[Optional[Dict[str, Any]]]], labels: List[
 
 
 def _limit(axes, limit: float, text: str) -> None:
-    axes.axhline(limit, color="tab:red", linestyle="--", linewidth=1)
-    axes.annotate(text, (1.0, limit), xycoords=("axes fraction", "data"), ha="right",
-                  va="bottom", color="tab:red", fontsize=8)  # fmt: skip
+    """A target's limit as a dashed line, named in the legend."""
+    axes.axhline(limit, color="tab:red", linestyle="--", linewidth=1, label=text)
+    axes.legend(fontsize=8)
 
 
 def _save(fig, derived: Dict[str, Any], stem: pathlib.Path, caption: str) -> None:
@@ -401,8 +402,10 @@ def _save(fig, derived: Dict[str, Any], stem: pathlib.Path, caption: str) -> Non
 
     fig.suptitle(f"lazyconnection: {derived['python']}, {derived['machine']}, {derived['date']},"
                  f" {derived['mode']}", fontsize=9)  # fmt: skip
-    fig.text(0.01, 0.01, caption, fontsize=8, va="bottom", wrap=True)
-    fig.tight_layout(rect=(0, 0.12, 1, 0.95))
+    width = int(fig.get_figwidth() * 15)  # characters of 8-point text across the figure
+    lines = textwrap.wrap(caption, width)
+    fig.text(0.01, 0.01, "\n".join(lines), fontsize=8, va="bottom")
+    fig.tight_layout(rect=(0, 0.03 + 0.03 * len(lines), 1, 0.95))
     for suffix in (".png", ".svg"):
         fig.savefig(stem.with_suffix(suffix), dpi=100)
     plt.close(fig)
@@ -414,6 +417,7 @@ def charts(derived: Dict[str, Any], directory: pathlib.Path) -> List[pathlib.Pat
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     figures = derived["figures"]
     written = []
@@ -425,16 +429,17 @@ def charts(derived: Dict[str, Any], directory: pathlib.Path) -> List[pathlib.Pat
     blocking = [COMPILED, PURE, RECIPE_STACK, RECIPE_THREAD_LOCAL, FLOOR]
     fig, (left, middle, right) = plt.subplots(1, 3, figsize=(14, 5))
     _bars(left, series({"": TIMED}, "overhead per `with`", blocking), blocking)
-    left.set_title("What does one `with` add?\n(CPU time, stand-in socket)")
-    left.set_ylabel("ns per `with` above the socket calls (lower is better)")
+    left.set_title("What does one `with` add to its socket calls?\n(CPU time, stand-in socket)")
+    left.set_ylabel("ns per `with` (lower is better)")
     counted = {"real UDP socket": REAL, "stand-in socket": STAND_IN}
     _bars(middle, series(counted, "overhead above the socket calls inline", blocking), blocking)
-    middle.set_title("The same, counted exactly\n(callgrind)")
-    middle.set_ylabel("instructions per `with` above the socket calls (lower is better)")
+    middle.set_title("The same, counted exactly\n(callgrind instructions)")
+    middle.set_ylabel("instructions per `with` (lower is better)")
     asynchronous = [COMPILED, PURE, FLOOR]
     _bars(right, series({"": ASYNC}, "overhead per `async with`", asynchronous), asynchronous)
-    right.set_title("What does one `async with` add?\n(CPU time, stand-in socket and loop)")
-    right.set_ylabel("ns per `async with` above the same calls (lower is better)")
+    right.set_title("What does one `async with` add to its calls?\n(CPU time, stand-in socket"
+                    " and loop)")  # fmt: skip
+    right.set_ylabel("ns per `async with` (lower is better)")
     _save(fig, derived, directory / "dispatch", (
         "Bars: median over interleaved rounds; error bars: interquartile range (counts are exact)."
         " Floor: an empty compiled context manager around the same socket calls, the cheapest"
@@ -449,10 +454,10 @@ def charts(derived: Dict[str, Any], directory: pathlib.Path) -> List[pathlib.Pat
     fig, (left, middle, right) = plt.subplots(1, 3, figsize=(14, 5))
     _bars(left, series({"": REUSE_COUNTED}, "per checkout+return", pools), pools)
     left.set_title("What does taking an idle socket and\ngiving it back cost? (callgrind)")
-    left.set_ylabel("instructions per checkout+return (lower is better)")
+    left.set_ylabel("instructions per checkout+return (lower is better)", fontsize=9)
     _bars(middle, series({"": REUSE_TIMED}, "per checkout+return", pools), pools)
     middle.set_title("The same in CPU time\n(with the kernel's poll() the counts leave out)")
-    middle.set_ylabel("ns per checkout+return (lower is better)")
+    middle.set_ylabel("ns per checkout+return (lower is better)", fontsize=9)
     requests = [COMPILED, HELD, PER_WITH, PURE]
     labels = ["pooled (compiled)", "one socket held open", "connect per `with`", "pooled (pure)"]
     _bars(right, series({"": REUSE_END_TO_END}, "1-byte requests per second", requests), labels)
@@ -473,13 +478,15 @@ def charts(derived: Dict[str, Any], directory: pathlib.Path) -> List[pathlib.Pat
     left.axhline(0, color="black", linewidth=0.8)
     _limit(left, 3.0, "target for compiled: ≤ 3 %")
     left.set_title("How much does a `with` add to a connect and close?\n(client CPU time)")
-    left.set_ylabel("% above a raw socket's connect+close (lower is better)")
-    left.set_yscale("symlog", linthresh=10)
+    left.set_ylabel("% above a raw socket (lower is better)")
+    left.set_yscale("symlog", linthresh=10)  # create_connection is far above the others
+    left.set_yticks([-10, -5, 0, 3, 5, 10, 20, 50, 100, 200])
+    left.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     shares = [figures.get((g, DISPATCH_SHARE, "")) for g in (TCP, UNIX)]
     _bars(right, {"": shares}, ["tcp", "unix"])
     _limit(right, 3.0, "target: ≤ 3 %")
     right.set_title("The same from the measured dispatch cost\n(compiled, CPU time)")
-    right.set_ylabel("compiled's dispatch overhead, % of a raw connect+close (lower is better)")
+    right.set_ylabel("% of a raw connect+close (lower is better)")
     _save(fig, derived, directory / "end-to-end", (
         "Loopback, a server in another process that accepts and closes. Left: each candidate's"
         " connect+close against a raw socket.socket()/connect()/close() in the same round; the"
