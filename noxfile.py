@@ -140,3 +140,17 @@ def bench(session: nox.Session) -> None:
     """The main job: the benchmark run, with its derived figures."""
     session.install(".[bench]")
     session.run("pytest", "benchmarks", *session.posargs)
+
+
+@nox.session(python=CPYTHONS)
+def counts(session: nox.Session) -> None:
+    """Callgrind's counts on each CPython, for the README's table by version (needs valgrind).
+
+    Writes benchmarks/results/versions/cpython-X.Y.Z.json (benchmarks/counts.py), which the
+    benchmark run's summary and `benchmarks/report.py --readme` read.
+    """
+    session.install(str(_clean_copy(session)), env=REQUIRE_COMPILED)
+    # The part of the `bench` extra the counts need: the stand-ins' compiler, the other pools.
+    session.install("Cython>=3.0", "setuptools>=77", "redis>=5", "urllib3>=2")
+    session.run("python", "-c", CHECK_COMPILED)
+    session.run("python", "benchmarks/counts.py", *session.posargs)

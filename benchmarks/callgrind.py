@@ -178,6 +178,33 @@ def overheads(counts: Dict[Tuple[str, str], float]) -> Dict[Tuple[str, str], flo
     }
 
 
+def figures(counts: Dict[Tuple[str, str], float]) -> List[Dict[str, object]]:
+    """The summary's figures from `measure`: counts, overheads and compiled's ratios."""
+    import names
+    from interleave import exact
+
+    groups = {REAL: names.REAL, STAND_IN: names.STAND_IN}
+    result = [
+        exact(value, "instructions", group=groups[sockets],
+              what="per `with` above an empty loop", of=candidate)
+        for (sockets, candidate), value in counts.items()
+    ]  # fmt: skip
+    dispatch = overheads(counts)
+    result += [
+        exact(value, "instructions", group=groups[sockets],
+              what="overhead above the socket calls inline", of=candidate)
+        for (sockets, candidate), value in dispatch.items()
+    ]  # fmt: skip
+    for sockets in SOCKETS:
+        if (sockets, COMPILED) not in dispatch:
+            continue
+        for other in (PURE, RECIPE_STACK, FLOOR):
+            ratio = dispatch[(sockets, COMPILED)] / dispatch[(sockets, other)]
+            what = f"compiled / {other}"
+            result.append(exact(ratio, "ratio", group=groups[sockets], what=what, of=""))
+    return result
+
+
 def table(counts: Dict[Tuple[str, str], float]) -> str:
     """Instructions per `with` by candidate, and compiled's ratio to each, for both sockets."""
     results = overheads(counts)

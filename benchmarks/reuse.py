@@ -17,7 +17,7 @@ import queue
 import socket
 import sys
 import warnings
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 from names import COMPILED, EMPTY_LOOP, LIFO_QUEUE, PURE, REDIS, URLLIB3
 
@@ -131,6 +131,28 @@ def instructions(
     candidates = [c for c in CANDIDATES if available(c)]
     command = [python, __file__, host, str(port), "-n", str(n), "--child", *candidates]
     return callgrind.per_operation(candidates, EMPTY_LOOP, command, n)
+
+
+def figures(counts: Dict[str, float]) -> List[Dict[str, object]]:
+    """The summary's figures from `instructions`: counts and compiled's ratios."""
+    from interleave import exact
+    from names import REUSE_BEST_OTHER, REUSE_COUNTED
+
+    group = REUSE_COUNTED
+    result = [
+        exact(value, "instructions", group=group, what="per checkout+return", of=candidate)
+        for candidate, value in counts.items()
+    ]
+    if COMPILED not in counts:
+        return result
+    ratio = counts[COMPILED] / counts[PURE]
+    result.append(exact(ratio, "ratio", group=group, what=f"compiled / {PURE}", of=""))
+    others = [counts[n] for n in (REDIS, URLLIB3) if n in counts]
+    if others:
+        ratio = counts[COMPILED] / min(others)
+        what = f"compiled / {REUSE_BEST_OTHER}"
+        result.append(exact(ratio, "ratio", group=group, what=what, of=""))
+    return result
 
 
 def main() -> None:

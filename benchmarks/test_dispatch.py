@@ -12,7 +12,7 @@ import compile_stand_ins
 import names
 import pytest
 import references
-from interleave import CPU, Rounds, exact, figure
+from interleave import CPU, Rounds, figure
 from names import COMPILED, EMPTY_LOOP, FLOOR, INLINE, PURE, RECIPE_STACK, RECIPE_THREAD_LOCAL
 
 import lazyconnection
@@ -21,7 +21,6 @@ ADDRESS = ("127.0.0.1", 9)  # never connected to: the stand-in does no I/O
 GROUP = names.TIMED
 REAL_GROUP = names.REAL_TIMED
 CANDIDATES = (COMPILED, PURE, RECIPE_STACK, RECIPE_THREAD_LOCAL, FLOOR, INLINE, EMPTY_LOOP)
-INSTRUCTION_GROUPS = {callgrind.REAL: names.REAL, callgrind.STAND_IN: names.STAND_IN}
 LAZY = (COMPILED, PURE, RECIPE_STACK, RECIPE_THREAD_LOCAL)
 # Each round's millisecond per candidate, timed as slices in alternation (interleave.py):
 # compiled and the floor cost nearly the same, and with whole-millisecond batches a busy
@@ -187,36 +186,8 @@ def test_instructions(settings, stand_ins, figures, progress):
     progress("[callgrind, two processes: about 15 s] ")
     compiled = lazyconnection.CLazyConnection is not None
     counts = callgrind.measure(os.path.dirname(stand_ins.__file__), compiled=compiled)
-    for (sockets, candidate), value in counts.items():
-        group = INSTRUCTION_GROUPS[sockets]
-        figures.append(
-            exact(
-                value,
-                "instructions",
-                group=group,
-                what="per `with` above an empty loop",
-                of=candidate,
-            )
-        )
-    dispatch = callgrind.overheads(counts)
-    for (sockets, candidate), value in dispatch.items():
-        figures.append(
-            exact(
-                value,
-                "instructions",
-                group=INSTRUCTION_GROUPS[sockets],
-                what="overhead above the socket calls inline",
-                of=candidate,
-            )
-        )
-    for sockets in callgrind.SOCKETS:
-        if (sockets, COMPILED) not in dispatch:
-            continue
-        for other in (PURE, RECIPE_STACK, FLOOR):
-            ratio = dispatch[(sockets, COMPILED)] / dispatch[(sockets, other)]
-            group = INSTRUCTION_GROUPS[sockets]
-            figures.append(exact(ratio, "ratio", group=group, what=f"compiled / {other}", of=""))
-    assert all(value > 0 for value in dispatch.values())
+    figures.extend(callgrind.figures(counts))
+    assert all(value > 0 for value in callgrind.overheads(counts).values())
 
 
 if __name__ == "__main__":  # a worker: python test_dispatch.py ROUNDS SECONDS

@@ -5,7 +5,7 @@ import socket
 import names
 import pytest
 import reuse
-from interleave import CPU, WALL, exact, figure
+from interleave import CPU, WALL, figure
 from names import COMPILED, HELD, PER_WITH, PURE, REDIS, URLLIB3
 from names import REUSE_BEST_OTHER as BEST_OTHER
 
@@ -54,20 +54,8 @@ def test_checkout_instructions(settings, echo_address, figures, progress):
         pytest.skip(settings.no_callgrind_because)
     progress("[callgrind, one process: about 15 s] ")
     counts = reuse.instructions(echo_address)
-    group = names.REUSE_COUNTED
-    for candidate, value in counts.items():
-        figures.append(
-            exact(value, "instructions", group=group, what="per checkout+return", of=candidate)
-        )
+    figures.extend(reuse.figures(counts))
     assert all(value > 0 for value in counts.values())
-    if COMPILED not in counts:
-        return
-    ratio = counts[COMPILED] / counts[PURE]
-    figures.append(exact(ratio, "ratio", group=group, what=f"compiled / {PURE}", of=""))
-    others = [counts[n] for n in (REDIS, URLLIB3) if n in counts]
-    if others:
-        ratio = counts[COMPILED] / min(others)
-        figures.append(exact(ratio, "ratio", group=group, what=f"compiled / {BEST_OTHER}", of=""))
 
 
 def _request_loop(conn):
