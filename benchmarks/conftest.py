@@ -165,10 +165,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item
     named = any(pathlib.Path(arg.split("::")[0]).name == SUMMARY_TEST for arg in config.args)
     if config.stash[_SETTINGS].mode_key != "default" or named:
         return
-    left_out = [item for item in items if item.path.name == SUMMARY_TEST]
+    left_out = [item for item in items if "quick_run" in getattr(item, "fixturenames", ())]
     if left_out:
         config.hook.pytest_deselected(items=left_out)
-        items[:] = [item for item in items if item.path.name != SUMMARY_TEST]
+        items[:] = [item for item in items if item not in left_out]
 
 
 def _write(config: pytest.Config, text: str) -> None:

@@ -1,7 +1,8 @@
 """Not a timing: a quick run, in a child process, ends with a summary that fits a terminal.
 
-It takes half a minute, so the default run leaves it out (conftest.SUMMARY_TEST): run it by
-name (``python -m pytest benchmarks/test_summary.py``, as CI does) or with --full.
+The quick run takes half a minute, so the default run leaves its tests out
+(conftest.SUMMARY_TEST): run them by name (``python -m pytest benchmarks/test_summary.py``,
+as CI does) or with --full.
 """
 
 import json
@@ -80,3 +81,17 @@ def test_results_hold_the_full_table_charts_and_small_json(quick_run):
     latest = results / "latest.json"
     assert latest.stat().st_size < 1_000_000
     assert json.loads(latest.read_text())["lazyconnection"]["quick"] is True
+
+
+def _spread(value, q1, q3):
+    return {"value": value, "q1": q1, "q3": q3}
+
+
+def test_verdict_is_inconclusive_when_the_spread_contains_the_limit():
+    assert report.verdict(_spread(0.4, 0.3, 0.45), 0.5) == "met"
+    assert report.verdict(_spread(0.4, 0.3, 0.6), 0.5) == "inconclusive"
+    assert report.verdict(_spread(0.6, 0.45, 0.7), 0.5) == "inconclusive"
+    assert report.verdict(_spread(0.6, 0.55, 0.7), 0.5) == "not met"
+    assert report.verdict(_spread(0.6, None, None), 0.5) == "not met"  # a count: exact
+    assert report.verdict(_spread(1.2, 1.1, 1.3), 1.0, higher_is_better=True) == "met"
+    assert report.verdict(_spread(1.2, 0.9, 1.3), 1.0, higher_is_better=True) == "inconclusive"
