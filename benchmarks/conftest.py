@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import importlib.util
@@ -10,6 +11,7 @@ import os
 import pathlib
 import platform
 import tempfile
+import threading
 import warnings
 from typing import Any, Dict, List
 
@@ -193,10 +195,34 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         _write(item.config, f"\n  {module.__doc__.splitlines()[0]}\n  ")
 
 
+TICK_SECONDS = 10.0
+
+
 @pytest.fixture
 def progress(request):
-    """`progress(text)`: what a long test is doing, on the terminal at once."""
-    return lambda text: _write(request.config, text)
+    """`with progress(text):` says on the terminal at once what a long step is doing, then
+    adds a dot every TICK_SECONDS until it ends, so that no stretch of the run is silent."""
+
+    @contextlib.contextmanager
+    def step(text: str):
+        config = request.config
+        _write(config, f"[{text} ")
+        stop = threading.Event()
+
+        def tick() -> None:
+            while not stop.wait(TICK_SECONDS):
+                _write(config, ".")
+
+        ticker = threading.Thread(target=tick, daemon=True)
+        ticker.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            ticker.join()
+            _write(config, "] ")
+
+    return step
 
 
 def pytest_benchmark_update_json(config, benchmarks, output_json):

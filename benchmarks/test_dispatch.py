@@ -183,9 +183,9 @@ def test_instructions(settings, stand_ins, figures, progress):
     """Not a timing: callgrind's instruction counts per `with`, exact where valgrind exists."""
     if not settings.callgrind:
         pytest.skip(settings.no_callgrind_because)
-    progress("[callgrind, two processes: about 15 s] ")
     compiled = lazyconnection.CLazyConnection is not None
-    counts = callgrind.measure(os.path.dirname(stand_ins.__file__), compiled=compiled)
+    with progress("callgrind, two processes: about 15 s"):
+        counts = callgrind.measure(os.path.dirname(stand_ins.__file__), compiled=compiled)
     figures.extend(callgrind.figures(counts))
     assert all(value > 0 for value in callgrind.overheads(counts).values())
 

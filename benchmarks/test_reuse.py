@@ -52,8 +52,8 @@ def test_checkout_instructions(settings, echo_address, figures, progress):
     """Not a timing: callgrind's instructions per checkout+return, exact where valgrind exists."""
     if not settings.callgrind:
         pytest.skip(settings.no_callgrind_because)
-    progress("[callgrind, one process: about 15 s] ")
-    counts = reuse.instructions(echo_address)
+    with progress("callgrind, one process: about 15 s"):
+        counts = reuse.instructions(echo_address)
     figures.extend(reuse.figures(counts))
     assert all(value > 0 for value in counts.values())
 
