@@ -64,7 +64,8 @@ class Mode:
     about: str  # how long the whole run takes on a quiet 2-core machine
 
 
-# The durations were measured on a quiet 2-core machine; beside a CPU hog they double.
+# About how long on a 2-core machine with little else running: the default run took 1.5 to 2
+# minutes at load average 3.5 to 5 from other jobs, 7 to 9.5 beside a CPU hog on each core.
 MODES = {
     "quick": Mode("quick run", 3, 3.0, 0, "30 s"),
     "default": Mode("default run", 5, 8.0, 2, "1½ minutes"),
