@@ -3,8 +3,11 @@
 from typing import TYPE_CHECKING
 
 from ._connection import CLazyConnection, PyLazyConnection
+from ._limit import PoolTimeout
 
-__all__ = ("CLazyConnection", "LazyConnection", "PyLazyConnection")
+PoolTimeout.__module__ = "lazyconnection"
+
+__all__ = ("CLazyConnection", "LazyConnection", "PoolTimeout", "PyLazyConnection")
 __version__ = "0.2.0.dev0"
 
 if TYPE_CHECKING:  # one class to write in annotations, whichever is selected

@@ -12,7 +12,10 @@ from socket import AF_INET, SOCK_STREAM
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Type, TypeVar, Union
 
+import weakref
+
 from . import _fork, _kernel_py
+from ._limit import Limit
 from ._opening import check_async, open_async, open_blocking
 from ._pool import Pool, tls_usable
 from ._settings import Settings, signature
@@ -38,6 +41,7 @@ class _LazyConnection(_Kernel):
     __slots__ = ()
     _settings: Settings
     _pool: Optional[Pool]
+    _bound: Optional[Limit]
 
     def __init__(
         self,
@@ -78,6 +82,16 @@ class _LazyConnection(_Kernel):
                 None if settings.ssl_context is None else tls_usable,
             )
         _fork.track(self)
+        self._bound = None  # type: ignore[misc]  # a slot of each public class
+        if settings.max_connections is not None:
+            limit = Limit(
+                weakref.proxy(self),  # the kernel holds the limit: no cycle
+                None if self._pool is None else self._pool.idle,
+                min(settings.max_connections, sys.maxsize),
+                settings.wait_timeout,
+            )
+            self._bound = limit  # type: ignore[misc]
+            self._set_limit(limit, limit.waiters, limit.max_connections)
 
     __init__.__signature__ = signature(  # type: ignore[attr-defined]
         {"family": AF_INET, "type": SOCK_STREAM, "proto": 0}
@@ -86,6 +100,15 @@ class _LazyConnection(_Kernel):
     async def __aenter__(self) -> socket.socket:
         check_async(self._settings)
         stack = self._reserve()
+        if self._bound is not None:
+            depth = len(stack)
+            opening = functools.partial(open_async, self._settings)
+            try:
+                return await self._bound.enter_async(stack, opening)  # type: ignore[no-any-return]
+            except BaseException:  # as below: pushed, then interrupted before the block began
+                if len(stack) > depth:
+                    self.__exit__(*sys.exc_info())  # closes it and gives its room back
+                raise
         depth = len(stack)
         # CPython runs signal handlers as a call returns: here that may be after the kernel's
         # push, and then no block began, so no __aexit__ would take the socket off the stack.
@@ -143,15 +166,30 @@ class _LazyConnection(_Kernel):
 
     def close_idle(self) -> int:
         """Close every idle socket kept for reuse; return how many were closed."""
-        return 0 if self._pool is None else self._pool.close_idle()
+        if self._pool is None:
+            return 0
+        closed = self._pool.close_idle()
+        if self._bound is not None:
+            for _ in range(closed):  # their rooms, to waiters first
+                self._release()
+        return closed
 
     def stats(self) -> Dict[str, int]:
         """Counts of this object's sockets: opened, reused (handed out again), discarded
-        (found dead, readable or expired, and closed instead of kept or handed out), and idle
-        (kept for reuse now)."""
+        (found dead, readable or expired, and closed instead of kept or handed out), idle
+        (kept for reuse now), in_use (held by callers now) and waited (enters that waited
+        for room under max_connections)."""
         opened, reused, discarded = self._counts()
         idle = 0 if self._pool is None else len(self._pool.idle)
-        return {"opened": opened, "reused": reused, "discarded": discarded, "idle": idle}
+        waited = 0 if self._bound is None else self._bound.waited
+        return {
+            "opened": opened,
+            "reused": reused,
+            "discarded": discarded,
+            "idle": idle,
+            "in_use": self._in_use(),
+            "waited": waited,
+        }
 
     @property
     def connections(self) -> Tuple[socket.socket, ...]:
@@ -199,6 +237,11 @@ class _LazyConnection(_Kernel):
         family = getattr(self.family, "name", self.family)
         type = getattr(self.type, "name", self.type)
         idle = "" if self._pool is None else f" idle={len(self._pool.idle)}"
+        settings = self._settings
+        if settings.max_connections is not None:
+            idle += f" max_connections={settings.max_connections}"
+            if settings.wait_timeout is not None:
+                idle += f" wait_timeout={settings.wait_timeout}"
         return (
             f"<{cls.__module__}.{cls.__qualname__} address={self.address!r}"
             f" family={family} type={type} open={len(self.connections)}{idle}>"
@@ -246,7 +289,7 @@ def _instance_state(connection: Any) -> Optional[Tuple[Any, Dict[str, Any]]]:
 
 
 class PyLazyConnection(_LazyConnection, _kernel_py.Kernel):
-    __slots__ = ("_settings", "_pool")
+    __slots__ = ("_settings", "_pool", "_bound")
     __doc__ = _LazyConnection.__doc__
 
 
@@ -269,7 +312,7 @@ def _compiled_class() -> Optional[Type[PyLazyConnection]]:
         return None
 
     class CLazyConnection(_LazyConnection, kernel):  # type: ignore[misc,valid-type]
-        __slots__ = ("_settings", "_pool")
+        __slots__ = ("_settings", "_pool", "_bound")
         __doc__ = _LazyConnection.__doc__
 
     CLazyConnection.__qualname__ = "CLazyConnection"

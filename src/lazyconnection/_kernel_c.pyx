@@ -160,6 +160,15 @@ cdef class Kernel:
     cdef bint _timed  # either is set
     cdef object _timeout  # what a reused socket's gettimeout() must say in a blocking `with`
     cdef object _tls_usable  # for TLS sockets, a check beyond poll()
+    # max_connections, set by _set_limit; 0: no limit.
+    cdef Py_ssize_t _max_connections
+    # Sockets open or being opened (in use, idle, or granted to a waiter). Read and changed
+    # only in C, with no Python code between a test and its change: the GIL makes each
+    # _take_room and _give_room one step. A free-threaded build would need atomic operations
+    # on it (a compare-and-swap in _take_room, a decrement in _give_room).
+    cdef Py_ssize_t _open_count
+    cdef object _waiters  # the Limit's queue: a new caller queues behind it
+    cdef object _limit  # the Limit: the waiting, in _limit.py
     cdef object __weakref__
 
     def __cinit__(self):
@@ -193,10 +202,19 @@ cdef class Kernel:
         self._timeout = timeout
         self._tls_usable = tls_usable
 
+    def _set_limit(self, limit, waiters, Py_ssize_t max_connections):
+        """Open at most max_connections sockets at once; the Limit does the waiting."""
+        self._limit = limit
+        self._waiters = waiters
+        self._max_connections = max_connections
+        self._open_count = 0
+
     def __enter__(self):
         cdef list stack = _reserve_stack(self)
+        if self._max_connections:
+            return _enter_limited(self, stack)
         if self._pool_size:
-            sock = _reuse(self, stack, True)
+            sock = _reuse(self, stack, True, self._idle)
             if sock is not None:
                 return sock
         if self._open is None:
@@ -214,7 +232,9 @@ cdef class Kernel:
                 raise RuntimeError(NO_OPEN_CONNECTION)
         born = _unlend(self, stack) if self._pool_size else None
         sock = lazyconnection_pop(stack)
-        if born is None or not _kept(self, sock, born, exc_type):
+        if self._max_connections:
+            _return_limited(self, sock, born, exc_type)
+        elif born is None or not _kept(self, sock, born, exc_type):
             lazyconnection_sock_close(sock)
 
     def _reserve(self):
@@ -224,11 +244,40 @@ cdef class Kernel:
     def _reuse(self, list stack):
         """Put an idle socket, made ready for `async with`, on the stack that _reserve gave;
         return it, or None if none is usable."""
-        return _reuse(self, stack, False)
+        return _reuse(self, stack, False, self._idle)
 
     def _push(self, list stack, sock):
         """Put a newly opened socket on the stack that _reserve gave."""
         return _push(self, stack, sock)
+
+    def _take_room(self):
+        """Reserve room for one more open socket, if the limit allows."""
+        return _take_room(self)
+
+    def _give_room(self):
+        """Undo _take_room (the Limit calls this holding its mutex)."""
+        self._open_count -= 1
+
+    def _release(self):
+        """A socket closed, or never opened: its room to the first waiter, or free."""
+        _release(self)
+
+    def _open_reserved(self, list stack):
+        """Open a socket in a room taken for it; a failure gives the room back."""
+        return _open_reserved(self, stack)
+
+    def _reuse_granted(self, list stack, entry, bint blocking):
+        """Put an idle socket granted to a waiter on its stack; None if it was unusable (then
+        closed, its room released)."""
+        return _reuse(self, stack, blocking, [entry])
+
+    def _after_fork(self, Py_ssize_t counted):
+        """In a forked child: only `counted` sockets still hold room."""
+        self._open_count = min(counted, self._max_connections)
+
+    def _in_use(self):
+        """Sockets held by callers now, for stats()."""
+        return sum([len(stack) for stack in list(self._stacks.values())])
 
     def _counts(self):
         """(opened, reused, discarded), for stats()."""
@@ -295,29 +344,98 @@ cdef inline list _reserve_stack(Kernel self):
     return stack
 
 
-cdef object _reuse(Kernel self, list stack, bint blocking):
+cdef inline bint _take_room(Kernel self):
+    # One step under the GIL (see _open_count).
+    if self._open_count < self._max_connections:
+        self._open_count += 1
+        return True
+    return False
+
+
+cdef inline _release(Kernel self):
+    self._open_count -= 1
+    if self._waiters:
+        self._limit.dispatch()
+
+
+cdef object _enter_limited(Kernel self, list stack):
+    """`with` under max_connections: at once while nobody waits and there is room."""
+    if not self._waiters:
+        if self._pool_size:
+            sock = _reuse(self, stack, True, self._idle)
+            if sock is not None:
+                return sock
+        if _take_room(self):
+            return _open_reserved(self, stack)
+    return self._limit.enter_blocking(stack)
+
+
+cdef object _open_reserved(Kernel self, list stack):
+    try:
+        if self._open is None:
+            sock = self._factory(self._family, self._type, self._proto)
+            lazyconnection_connect_or_close(sock, self._address)
+        else:
+            sock = self._open()
+        return _push(self, stack, sock)
+    except BaseException:
+        _release(self)
+        raise
+
+
+cdef _return_limited(Kernel self, sock, born, exc_type):
+    """Keep or close the socket an exit took; a closed one's room goes to a waiter."""
+    cdef bint kept = False
+    try:
+        kept = born is not None and _kept(self, sock, born, exc_type)
+        if not kept:
+            lazyconnection_sock_close(sock)
+    finally:
+        if not kept:
+            _release(self)
+        elif self._waiters:  # the socket kept idle goes to the first waiter
+            self._limit.dispatch()
+
+
+cdef _close_discarded(Kernel self, sock):
+    try:
+        lazyconnection_sock_close(sock)
+    finally:
+        if self._max_connections:
+            _release(self)
+
+
+cdef object _reuse(Kernel self, list stack, bint blocking, list idle):
     """Put the newest usable idle socket on the stack and return it; None if there is none.
 
-    Older, dead and readable ones met on the way are closed.
+    Older, dead and readable ones met on the way are closed. `idle`: the pool's, or one
+    socket granted to a waiter.
     """
     cdef double now = lazyconnection_now() if self._timed else 0.0
     cdef double born = 0.0
     cdef bint expired = False
-    while self._idle:
-        sock = lazyconnection_pop(self._idle)
+    while idle:
+        sock = lazyconnection_pop(idle)
         if self._timed:
             entry = <tuple>sock
             sock, born = entry[0], entry[1]
             expired = _expired(self, born, entry[2], now)
         if expired or not _usable(self, sock):
             self._discarded += 1
-            lazyconnection_sock_close(sock)
+            _close_discarded(self, sock)
             continue
         # As if newly opened for this mode: blocking with the configured timeout, or not.
         timeout = self._timeout if blocking else 0.0
         if timeout is DEFAULT_TIMEOUT:
             timeout = _getdefaulttimeout()
-        lazyconnection_ensure_timeout_or_close(sock, timeout)
+        if self._max_connections:
+            try:
+                lazyconnection_ensure_timeout_or_close(sock, timeout)
+            except BaseException:  # closed: its room is free
+                _release(self)
+                raise
+        else:
+            lazyconnection_ensure_timeout_or_close(sock, timeout)
         self._reused += 1
         # No call from the push to the end of the enter, so that in the pure twin no signal
         # handler runs in between; here none can run at all.
@@ -338,7 +456,12 @@ cdef inline bint _usable(Kernel self, sock) except -1:
     cdef bint unusable = lazyconnection_unusable(sock)
     if self._tls_usable is None:
         return not unusable
-    return _tls_usable(self, sock, unusable)
+    try:
+        return _tls_usable(self, sock, unusable)
+    except BaseException:  # closed: its room is free
+        if self._max_connections:
+            _release(self)
+        raise
 
 
 cdef bint _tls_usable(Kernel self, sock, bint unusable) except -1:

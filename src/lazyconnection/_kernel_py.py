@@ -108,6 +108,10 @@ class Kernel:
         "_timed",
         "_timeout",
         "_tls_usable",
+        "_max_connections",
+        "_rooms",
+        "_waiters",
+        "_limit",
         "__weakref__",
     )
 
@@ -131,6 +135,14 @@ class Kernel:
         self._timed = False  # either is set
         self._timeout: Any = DEFAULT_TIMEOUT
         self._tls_usable: Optional[Callable[[Any, bool], bool]] = None
+        # max_connections, set by _set_limit; 0: no limit.
+        self._max_connections = 0
+        # One item per socket that may still be opened: list.pop() and append() are each one
+        # step under the GIL, the compiled twin's counter test and increment in C (with a
+        # free-threaded build, each list's own lock).
+        self._rooms: List[None] = []
+        self._waiters: Any = ()  # the Limit's queue: a new caller queues behind it
+        self._limit: Any = None  # the Limit: the waiting, in _limit.py
 
     def _set_kernel(
         self,
@@ -178,6 +190,13 @@ class Kernel:
         self._timeout = timeout
         self._tls_usable = tls_usable
 
+    def _set_limit(self, limit: Any, waiters: Any, max_connections: int) -> None:
+        """Open at most max_connections sockets at once; the Limit does the waiting."""
+        self._limit = limit
+        self._waiters = waiters
+        self._max_connections = max_connections
+        self._rooms = [None] * max_connections
+
     def _own_stack(self, create: bool) -> Optional[List[Any]]:
         caller = _own_caller()
         if caller is None:
@@ -210,6 +229,8 @@ class Kernel:
 
     def __enter__(self) -> socket.socket:
         stack = self._reserve_stack()
+        if self._max_connections:
+            return self._enter_limited(stack)  # type: ignore[no-any-return]
         if self._pool_size:
             sock = self._reuse_for(stack, True)
             if sock is not None:
@@ -239,7 +260,9 @@ class Kernel:
                 raise RuntimeError(NO_OPEN_CONNECTION)
         born = self._unlend(stack) if self._pool_size else None
         sock = stack.pop()
-        if born is None or not self._kept(sock, born, exc_type):
+        if self._max_connections:
+            self._return_limited(sock, born, exc_type)
+        elif born is None or not self._kept(sock, born, exc_type):
             sock.close()
 
     def _reserve(self) -> List[Any]:
@@ -264,6 +287,80 @@ class Kernel:
             self._lent[sock] = born
         return sock
 
+    def _enter_limited(self, stack: List[Any]) -> Any:
+        """`with` under max_connections: at once while nobody waits and there is room."""
+        if not self._waiters:
+            if self._pool_size:
+                sock = self._reuse_for(stack, True)
+                if sock is not None:
+                    return sock
+            if self._take_room():
+                return self._open_reserved(stack)
+        return self._limit.enter_blocking(stack)
+
+    def _open_reserved(self, stack: List[Any]) -> Any:
+        """Open a socket in a room taken for it; a failure gives the room back."""
+        try:
+            if self._open is None:
+                sock = self._factory(self._family, self._type, self._proto)
+                try:
+                    sock.connect(self._address)
+                except BaseException:
+                    sock.close()
+                    raise
+            else:
+                sock = self._open()
+            return self._push(stack, sock)
+        except BaseException:
+            self._release()
+            raise
+
+    def _return_limited(
+        self, sock: Any, born: Optional[float], exc_type: Optional[Type[BaseException]]
+    ) -> None:
+        """Keep or close the socket an exit took; a closed one's room goes to a waiter."""
+        kept = False
+        try:
+            kept = born is not None and self._kept(sock, born, exc_type)
+            if not kept:
+                sock.close()
+        finally:
+            if not kept:
+                self._release()
+            elif self._waiters:  # the socket kept idle goes to the first waiter
+                self._limit.dispatch()
+
+    def _take_room(self) -> bool:
+        """Reserve room for one more open socket, if the limit allows."""
+        try:
+            self._rooms.pop()
+        except IndexError:
+            return False
+        return True
+
+    def _give_room(self) -> None:
+        """Undo _take_room (the Limit calls this holding its mutex)."""
+        self._rooms.append(None)
+
+    def _release(self) -> None:
+        """A socket closed, or never opened: its room to the first waiter, or free."""
+        self._rooms.append(None)
+        if self._waiters:
+            self._limit.dispatch()
+
+    def _reuse_granted(self, stack: List[Any], entry: Any, blocking: bool) -> Any:
+        """Put an idle socket granted to a waiter on its stack; None if it was unusable (then
+        closed, its room released)."""
+        return self._reuse_for(stack, blocking, [entry])
+
+    def _after_fork(self, counted: int) -> None:
+        """In a forked child: only `counted` sockets still hold room."""
+        self._rooms = [None] * max(0, self._max_connections - counted)
+
+    def _in_use(self) -> int:
+        """Sockets held by callers now, for stats()."""
+        return sum(len(stack) for stack in list(self._stacks.values()))
+
     def _counts(self) -> Tuple[int, int, int]:
         """(opened, reused, discarded), for stats()."""
         return self._opened, self._reused, self._discarded
@@ -272,17 +369,20 @@ class Kernel:
         """The caller's stack, or None: read, never changed, by the public class."""
         return self._own_stack(False)
 
-    def _reuse_for(self, stack: List[Any], blocking: bool) -> Any:
+    def _reuse_for(self, stack: List[Any], blocking: bool, idle: Optional[List[Any]] = None) -> Any:
         """Put the newest usable idle socket on the stack and return it; None if there is none.
 
-        Older, dead and readable ones met on the way are closed.
+        Older, dead and readable ones met on the way are closed. `idle`: the pool's, or one
+        socket granted to a waiter.
         """
+        if idle is None:
+            idle = self._idle
         now = time.monotonic() if self._timed else 0.0
         born = 0.0
         expired = False
-        while self._idle:
+        while idle:
             try:
-                sock = self._idle.pop()
+                sock = idle.pop()
             except IndexError:  # another thread took the last one
                 return None
             if self._timed:
@@ -292,7 +392,7 @@ class Kernel:
             try:  # an interrupt may stop the checks: the socket is on no stack yet
                 if expired or not self._usable(sock):
                     self._discarded += 1
-                    sock.close()
+                    self._close_discarded(sock)
                     continue
                 # As if newly opened for this mode: blocking with the configured timeout, or not.
                 timeout = self._timeout if blocking else 0.0
@@ -301,7 +401,7 @@ class Kernel:
                 if sock.gettimeout() != timeout:
                     sock.settimeout(timeout)
             except BaseException:
-                sock.close()
+                self._close_discarded(sock)
                 raise
             self._reused += 1
             # No call from the push to the end of the enter, and `+=` rather than append():
@@ -314,6 +414,13 @@ class Kernel:
                 self._lent[sock] = born
             return sock
         return None
+
+    def _close_discarded(self, sock: Any) -> None:
+        try:
+            sock.close()
+        finally:
+            if self._max_connections:
+                self._release()
 
     def _expired(self, born: float, since: float, now: float) -> bool:
         return bool(

@@ -9,6 +9,7 @@ import operator
 import os
 import socket
 import sys
+import threading
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 # The same object socket.create_connection uses for "the stdlib's global default".
@@ -58,6 +59,9 @@ class Settings:
     pool_size: int = 0
     idle_timeout: Optional[float] = None
     max_lifetime: Optional[float] = None
+    # Bounding: how many may be open at once, and how long a `with` waits for room.
+    max_connections: Optional[int] = None
+    wait_timeout: Optional[float] = None
     # Derived, not given: every option at its default and one family, so that `with` and
     # `async with` may connect inline. Worked out once here, read on every opening.
     plain: bool = dataclasses.field(init=False, repr=False, compare=False, default=False)
@@ -90,6 +94,8 @@ class Settings:
             "pool_size": _count("pool_size", self.pool_size),
             "idle_timeout": _positive_seconds_or_none("idle_timeout", self.idle_timeout),
             "max_lifetime": _positive_seconds_or_none("max_lifetime", self.max_lifetime),
+            "max_connections": _max_connections(self.max_connections, self.pool_size),
+            "wait_timeout": _wait_timeout(self.wait_timeout, self.max_connections),
         }
         checked["server_hostname"] = _server_hostname(
             checked["address"], family, self.ssl_context, self.server_hostname
@@ -135,7 +141,9 @@ class Settings:
 
 
 # The options that say how sockets are kept, not how they are opened.
-REUSE_OPTIONS = frozenset({"pool_size", "idle_timeout", "max_lifetime"})
+REUSE_OPTIONS = frozenset(
+    {"pool_size", "idle_timeout", "max_lifetime", "max_connections", "wait_timeout"}
+)
 _GIVEN_FIELDS = tuple(field for field in dataclasses.fields(Settings) if field.init)
 OPTION_FIELDS = _GIVEN_FIELDS[len(POSITIONAL) + 2 :]
 
@@ -171,6 +179,38 @@ def _max_depth(value: Any) -> Optional[int]:
     if value < 1:
         raise ValueError(f"max_depth must be None or at least 1, not {value}")
     return value  # type: ignore[no-any-return]
+
+
+def _max_connections(value: Any, pool_size: Any) -> Optional[int]:
+    if value is None:
+        return None
+    value = _integer("max_connections", value)
+    if value < 1:
+        raise ValueError(f"max_connections must be None or at least 1, not {value}")
+    pool_size = operator.index(pool_size)  # checked already
+    if pool_size > value:
+        raise ValueError(
+            f"pool_size must not exceed max_connections ({value}), not {pool_size}:"
+            " idle sockets count against the limit"
+        )
+    return value  # type: ignore[no-any-return]
+
+
+def _wait_timeout(value: Any, max_connections: Any) -> Optional[float]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"wait_timeout must be None or a number of seconds, not {_type_name(value)}")
+    seconds = _finite(value)
+    # Beyond threading.TIMEOUT_MAX a lock's acquire refuses it: that long is no limit anyway.
+    if not 0 <= seconds <= threading.TIMEOUT_MAX:  # also refuses NaN
+        raise ValueError(
+            f"wait_timeout must be None or a finite number of seconds, at least 0 and at most"
+            f" {threading.TIMEOUT_MAX:g}, not {value}"
+        )
+    if max_connections is None:
+        raise ValueError("wait_timeout needs max_connections: only a limit makes `with` wait")
+    return seconds
 
 
 def _socket_factory(value: Any) -> Callable[..., Any]:
