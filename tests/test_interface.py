@@ -26,6 +26,7 @@ def test_the_kernels_offer_the_same_methods(compiled_class):
     # The compiled kernel's own helpers are C functions (cdef), invisible from Python.
     helpers = {"_own_stack", "_reserve_stack", "_reuse_for", "_expired", "_usable"}
     helpers |= {"_unlend", "_kept", "_tls_check"}
+    helpers |= {"_enter_limited", "_return_limited", "_close_discarded"}
     pure = _methods(_kernel_py.Kernel) - helpers
     assert _methods(_kernel_of(compiled_class)) == pure
     assert pure == {
@@ -39,6 +40,14 @@ def test_the_kernels_offer_the_same_methods(compiled_class):
         "_set_kernel",
         "_set_pool",
         "_caller_thread",
+        "_set_limit",
+        "_take_room",
+        "_give_room",
+        "_release",
+        "_open_reserved",
+        "_reuse_granted",
+        "_after_fork",
+        "_in_use",
     }
 
 
