@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import socket
 import sys
+import threading
 import time
 import weakref
 from contextvars import Context, ContextVar, Token
@@ -109,7 +110,8 @@ class Kernel:
         "_timeout",
         "_tls_usable",
         "_max_connections",
-        "_rooms",
+        "_open_count",
+        "_counting",
         "_waiters",
         "_limit",
         "__weakref__",
@@ -137,10 +139,11 @@ class Kernel:
         self._tls_usable: Optional[Callable[[Any, bool], bool]] = None
         # max_connections, set by _set_limit; 0: no limit.
         self._max_connections = 0
-        # One item per socket that may still be opened: list.pop() and append() are each one
-        # step under the GIL, the compiled twin's counter test and increment in C (with a
-        # free-threaded build, each list's own lock).
-        self._rooms: List[None] = []
+        # Sockets open or being opened (in use, idle, or granted to a waiter). The compiled
+        # twin tests and changes it in C, one step under the GIL; here a lock makes the test
+        # and the change one step (with or without a GIL).
+        self._open_count = 0
+        self._counting = threading.Lock()
         self._waiters: Any = ()  # the Limit's queue: a new caller queues behind it
         self._limit: Any = None  # the Limit: the waiting, in _limit.py
 
@@ -195,7 +198,7 @@ class Kernel:
         self._limit = limit
         self._waiters = waiters
         self._max_connections = max_connections
-        self._rooms = [None] * max_connections
+        self._open_count = 0
 
     def _own_stack(self, create: bool) -> Optional[List[Any]]:
         caller = _own_caller()
@@ -332,19 +335,21 @@ class Kernel:
 
     def _take_room(self) -> bool:
         """Reserve room for one more open socket, if the limit allows."""
-        try:
-            self._rooms.pop()
-        except IndexError:
-            return False
-        return True
+        with self._counting:
+            if self._open_count < self._max_connections:
+                self._open_count += 1
+                return True
+        return False
 
     def _give_room(self) -> None:
         """Undo _take_room (the Limit calls this holding its mutex)."""
-        self._rooms.append(None)
+        with self._counting:
+            self._open_count -= 1
 
     def _release(self) -> None:
         """A socket closed, or never opened: its room to the first waiter, or free."""
-        self._rooms.append(None)
+        with self._counting:
+            self._open_count -= 1
         if self._waiters:
             self._limit.dispatch()
 
@@ -355,7 +360,8 @@ class Kernel:
 
     def _after_fork(self, counted: int) -> None:
         """In a forked child: only `counted` sockets still hold room."""
-        self._rooms = [None] * max(0, self._max_connections - counted)
+        self._counting = threading.Lock()  # another thread may have held it at the fork
+        self._open_count = min(counted, self._max_connections)
 
     def _in_use(self) -> int:
         """Sockets held by callers now, for stats()."""
