@@ -12,6 +12,7 @@ do only the waiting itself.
 from __future__ import annotations
 
 import asyncio
+from asyncio import _get_running_loop
 import collections
 import os
 import threading
@@ -206,6 +207,9 @@ def _wake(waiter: Waiter) -> bool:
     wake = waiter.wake
     if type(wake) is tuple:
         loop, future = wake
+        if loop is _get_running_loop():  # this thread's loop: no need to wake it up
+            _set_woken(future)
+            return True
         try:
             loop.call_soon_threadsafe(_set_woken, future)
         except RuntimeError:  # the loop is closed
