@@ -128,6 +128,11 @@ def _redis_checkout(address: Tuple[str, int]) -> Tuple[Callable[[List[float]], N
             host=address[0], port=address[1], max_connections=LIMIT, timeout=30,
             protocol=2, lib_name=None, lib_version=None,
         )  # fmt: skip
+        # Every connection made now, where its DeprecationWarning (lib_name) is silenced:
+        # the threads then only check them out and back.
+        made = [pool.get_connection() for _ in range(LIMIT)]
+        for connection in made:
+            pool.release(connection)
 
     def work(waits: List[float]) -> None:
         for _ in range(REQUESTS_PER_WORKER):

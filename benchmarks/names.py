@@ -38,8 +38,14 @@ MEMORY = "memory"
 HAPPY_EYEBALLS_DUAL = "happy eyeballs: dual-stack host, ::1 hanging (end to end)"
 HAPPY_EYEBALLS_FIRST = "happy eyeballs: two addresses, the first answers (end to end)"
 HAPPY_EYEBALLS_SINGLE = "happy eyeballs: one address, nothing to race (end to end)"
+# Bounded (max_connections): the checkout with the limit not reached, and contended runs.
+BOUNDED_COUNTED = "bounded: checkout+return, limit not reached (instructions, real TCP socket)"
+BOUNDED_TIMED = "bounded: checkout+return, limit not reached (timed, real TCP socket)"
+BOUNDED_THREADS = "bounded: 16 threads, max_connections=4 (end to end, tcp)"
+BOUNDED_TASKS = "bounded: 64 asyncio tasks, max_connections=4 (end to end, tcp)"
 GROUPS = [
     *(REAL, STAND_IN, TIMED, REAL_TIMED, ASYNC, NESTING, THREADS, TCP, UNIX),
     *(HAPPY_EYEBALLS_DUAL, HAPPY_EYEBALLS_FIRST, HAPPY_EYEBALLS_SINGLE),
-    *(REUSE_COUNTED, REUSE_TIMED, REUSE_END_TO_END, MEMORY),
+    *(REUSE_COUNTED, REUSE_TIMED, REUSE_END_TO_END),
+    *(BOUNDED_COUNTED, BOUNDED_TIMED, BOUNDED_THREADS, BOUNDED_TASKS, MEMORY),
 ]

@@ -20,6 +20,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from names import (
     ASYNC,
+    BOUNDED_COUNTED,
+    BOUNDED_TIMED,
     COMPILED,
     CREATE_CONNECTION,
     FLOOR,
@@ -124,6 +126,9 @@ ROWS = [
     Row("↑ requests/s: pooled / connect per `with`", None,
         (REUSE_END_TO_END, f"requests per second, compiled pooled / {PER_WITH}", ""), None,
         True),
+    Row("bounded: compiled, max_connections=4 / none",
+        (BOUNDED_COUNTED, "compiled, max_connections=4 / no limit", ""),
+        (BOUNDED_TIMED, "compiled, max_connections=4 / no limit", ""), 1.15),
     Row("memory: bytes per idle instance, compiled", (MEMORY, "bytes per idle instance", COMPILED),
         None),
 ]  # fmt: skip
