@@ -149,12 +149,16 @@ def _machine(compiled_class, servers):
                     "timeout": st.sampled_from([None, 5.0]),
                     "socket_options": st.just([(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]),
                     "retries": st.just(1),  # against a refused address, a tiny backoff
+                    # At the limit an enter fails at once (one thread: nobody could make room).
+                    "max_connections": st.sampled_from([2, 3]),
                 },
             )
         )
         def make_both(self, config):
             if "retries" in config:
                 config = {**config, "backoff": 0.0005}
+            if "max_connections" in config:
+                config = {**config, "wait_timeout": 0}
             self.twins = [
                 _Twin(cls, config, servers, self.loop)
                 for cls in (compiled_class, lazyconnection.PyLazyConnection)
@@ -172,6 +176,9 @@ def _machine(compiled_class, servers):
             for twin in self.twins:
                 twin.prepare(fate)
                 outcomes.append(step(twin))
+                limit = twin.conn.options["max_connections"]
+                if limit is not None:
+                    assert sum(sock.fileno() != -1 for sock in twin.made) <= limit
             self.compare(outcomes)
 
         @rule(fate=st.sampled_from(FATES))
