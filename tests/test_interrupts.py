@@ -88,6 +88,8 @@ PATHS = {
     "plain": {},
     "options": {"timeout": 5.0, "socket_options": [(1, 2, 1)]},
     "pooled": {"pool_size": 2, "max_lifetime": 60.0},
+    # Room for the outer block, the one under test, and one a sweep may leave on the stack.
+    "bounded": {"pool_size": 2, "max_connections": 3, "wait_timeout": 0},
     # A name resolved to the echo server twice: two attempts, raced.
     "race": {"family": socket.AF_UNSPEC, "happy_eyeballs_delay": 0.25, "timeout": 5.0},
 }
@@ -97,6 +99,10 @@ PATHS = {
 def test_an_interrupt_at_any_bytecode_corrupts_nothing(
     LazyConnection, echo_address, resolve_to, path
 ):
+    if path == "bounded" and LazyConnection is lazyconnection.PyLazyConnection:
+        # Taking room and guarding it are separate bytecodes in Python: an interrupt between
+        # them leaks that room (the README says so); the compiled class takes it in C.
+        pytest.skip("the pure twin's checkout under max_connections is not interrupt-proof")
     address = resolve_to(echo_address, echo_address) if path == "race" else echo_address
     conn = LazyConnection(address, **PATHS[path])
     other = LazyConnection(echo_address)
@@ -172,9 +178,14 @@ def _soak(cycle_work, cleanup):
 
 
 @pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer")
-@pytest.mark.parametrize("pool_size", [0, 2])
+@pytest.mark.parametrize("pool_size", [0, 2, "bounded"])
 def test_random_interrupts_leave_nothing_open(LazyConnection, unix_path, pool_size, capsys):
-    conn = LazyConnection(unix_path, socket.AF_UNIX, pool_size=pool_size)
+    bounded = pool_size == "bounded"
+    if bounded and LazyConnection is lazyconnection.PyLazyConnection:
+        pytest.skip("the pure twin's checkout under max_connections is not interrupt-proof")
+    limit = {"max_connections": 3, "wait_timeout": 0} if bounded else {}
+    pool_size = 2 if bounded else pool_size
+    conn = LazyConnection(unix_path, socket.AF_UNIX, pool_size=pool_size, **limit)
     other = LazyConnection(unix_path, socket.AF_UNIX)
 
     def plain_socket():
@@ -201,6 +212,9 @@ def test_random_interrupts_leave_nothing_open(LazyConnection, unix_path, pool_si
             lazy_figures = _soak(lazy, lambda: stuck.append(left_on_stack()))
             assert conn.connections == (outer,) and outer.fileno() != -1
             assert conn.stats()["idle"] <= pool_size
+            if bounded:  # no room leaked: the two besides outer open at once
+                with conn, conn:
+                    pass
         conn.close_idle()  # the idle ones, and outer, kept when its block ended
         assert other.connections == (other_sock,) and other_sock.fileno() != -1
     gc.collect()
