@@ -751,15 +751,37 @@ def test_in_a_forked_child_other_threads_sockets_do_not_count(
         assert os.waitstatus_to_exitcode(status) == 0
 
 
-# gevent
+# gevent and eventlet: thread waits become greenlet waits once threading is patched
 
 
-GEVENT_SCRIPT = """
-from gevent import monkey
-monkey.patch_all()
-import sys, time
+GREEN_SCRIPT = """
+import sys, time, warnings
+warnings.simplefilter("ignore", DeprecationWarning)  # eventlet says it is in bugfix mode
+if {framework!r} == "gevent":
+    from gevent import monkey
+    monkey.patch_all()
+    import gevent
+    spawn, sleep = gevent.spawn, gevent.sleep
+    def join_all(greenlets, timeout):
+        gevent.joinall(greenlets, timeout=timeout, raise_error=True)
+    def failure(greenlet):
+        greenlet.join(15)
+        return greenlet.exception
+else:
+    import eventlet
+    eventlet.monkey_patch()
+    spawn, sleep = eventlet.spawn, eventlet.sleep
+    def join_all(greenlets, timeout):
+        with eventlet.Timeout(timeout):
+            for greenlet in greenlets:
+                greenlet.wait()
+    def failure(greenlet):
+        try:
+            with eventlet.Timeout(15):
+                greenlet.wait()
+        except Exception as error:
+            return error
 sys.path.insert(0, {tests!r})
-import gevent
 import lazyconnection
 from echo_server import serving
 
@@ -775,36 +797,34 @@ with serving("echo", "tcp") as address:
                 live[1] = max(live)
                 sock.sendall(b"x")
                 assert sock.recv(1) == b"x"
-                gevent.sleep(0.001)
+                sleep(0.001)
                 live[0] -= 1
 
-    gevent.joinall([gevent.spawn(work, n) for n in range(16)], timeout=30, raise_error=True)
+    join_all([spawn(work, n) for n in range(16)], 30)
     stats = conn.stats()
     assert live[1] == 2, live
     assert stats["in_use"] == 0 and stats["waited"] > 0, stats
     with conn:
         with conn:
-            started = time.monotonic()
             def late():
                 with conn:
                     pass
-            greenlet = gevent.spawn(late)
-            greenlet.join(15)
-            assert isinstance(greenlet.exception, lazyconnection.PoolTimeout), greenlet.exception
+            error = failure(spawn(late))
+            assert isinstance(error, lazyconnection.PoolTimeout), error
     conn.close_idle()
 print("ok")
 """
 
 
+@pytest.mark.parametrize("framework", ["gevent", "eventlet"])
 @pytest.mark.parametrize("pool_size", [0, 2])
-def test_greenlets_wait_under_gevent(LazyConnection, pool_size):
-    pytest.importorskip("gevent")
-    if LazyConnection.__name__ == "CLazyConnection":
-        name = "CLazyConnection"
-    else:
-        name = "PyLazyConnection"
-    script = GEVENT_SCRIPT.format(
-        tests=os.path.dirname(__file__), cls=name, pool_size=pool_size
+def test_greenlets_wait_when_threading_is_patched(LazyConnection, pool_size, framework):
+    pytest.importorskip(framework)
+    script = GREEN_SCRIPT.format(
+        framework=framework,
+        tests=os.path.dirname(__file__),
+        cls=LazyConnection.__name__,
+        pool_size=pool_size,
     )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
