@@ -170,7 +170,11 @@ def _urllib3_checkout(address: Tuple[str, int]) -> Tuple[Callable[[List[float]],
 def make_threads(candidate: str, address: Tuple[str, int]) -> Tuple[Callable[[], Any], Any]:
     """(run, close): run() has THREADS threads do their requests; returns the waits (s)."""
     if candidate in (COMPILED, PURE):
-        cls = lazyconnection.CLazyConnection if candidate == COMPILED else lazyconnection.PyLazyConnection
+        cls = (
+            lazyconnection.CLazyConnection
+            if candidate == COMPILED
+            else lazyconnection.PyLazyConnection
+        )
         work, close = _lazy_checkout(cls, address)
     else:
         work, close = {REDIS: _redis_checkout, URLLIB3: _urllib3_checkout}[candidate](address)
@@ -182,7 +186,7 @@ def make_threads(candidate: str, address: Tuple[str, int]) -> Tuple[Callable[[],
         def worker(mine: List[float]) -> None:
             try:
                 work(mine)
-            except BaseException as error:  # noqa: B036 - reported below
+            except BaseException as error:
                 failures.append(error)
 
         threads = [threading.Thread(target=worker, args=(w,)) for w in waits]
@@ -199,7 +203,9 @@ def make_threads(candidate: str, address: Tuple[str, int]) -> Tuple[Callable[[],
 
 def make_tasks(candidate: str, address: Tuple[str, int]) -> Tuple[Callable[[], Any], Any]:
     """(run, close): run() has TASKS tasks on one loop do their requests; returns the waits."""
-    cls = lazyconnection.CLazyConnection if candidate == COMPILED else lazyconnection.PyLazyConnection
+    cls = (
+        lazyconnection.CLazyConnection if candidate == COMPILED else lazyconnection.PyLazyConnection
+    )
     conn = cls(address, pool_size=LIMIT, max_connections=LIMIT)
 
     async def worker(waits: List[float]) -> None:
@@ -224,7 +230,9 @@ def make_tasks(candidate: str, address: Tuple[str, int]) -> Tuple[Callable[[], A
 
 
 def requests_per_run(kind: str) -> int:
-    return THREADS * REQUESTS_PER_WORKER if kind == "threads" else TASKS * (REQUESTS_PER_WORKER // 4)
+    return (
+        THREADS * REQUESTS_PER_WORKER if kind == "threads" else TASKS * (REQUESTS_PER_WORKER // 4)
+    )
 
 
 def percentile(values: List[float], fraction: float) -> float:
@@ -276,7 +284,10 @@ def main() -> None:
     counts = instructions(address, args.n)
     for candidate, count in counts.items():
         print(f"{candidate}: {count:,.0f} instructions per checkout+return")
-    for limited, unlimited in ((COMPILED_LIMITED, COMPILED_UNLIMITED), (PURE_LIMITED, PURE_UNLIMITED)):
+    for limited, unlimited in (
+        (COMPILED_LIMITED, COMPILED_UNLIMITED),
+        (PURE_LIMITED, PURE_UNLIMITED),
+    ):
         if limited in counts:
             print(f"{limited} / no limit: {counts[limited] / counts[unlimited]:.3f}")
 

@@ -35,7 +35,9 @@ def checkout_rounds(settings, echo_address, figures):
         for limited, unlimited in LIMITED_RATIOS:
             if limited in rounds.loops:
                 ratios = rounds.per_round(lambda t, a=limited, b=unlimited: t[a] / t[b])
-                result.append(figure(ratios, "ratio", group=group, what=_ratio_name(limited), of=""))
+                result.append(
+                    figure(ratios, "ratio", group=group, what=_ratio_name(limited), of="")
+                )
         figures.extend(result)
 
 
@@ -86,8 +88,8 @@ def _contended_rounds(settings, echo_address, figures, kind, candidates, make, g
                               what="1-byte requests per second", of=name))  # fmt: skip
         for label, fraction in (("50th", 0.5), ("99th", 0.99)):
             wait = bounded.percentile(waits[name], fraction) * 1e6
-            figures.append(exact(wait, "µs", group=group,
-                                 what=f"{label} percentile wait for a connection", of=name))  # fmt: skip
+            what = f"{label} percentile wait for a connection"
+            figures.append(exact(wait, "µs", group=group, what=what, of=name))
 
 
 @pytest.fixture(scope="module")

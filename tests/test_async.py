@@ -270,7 +270,14 @@ def test_async_with_outside_asyncio_fails_at_once_cold_or_warm(
         with pytest.raises(RuntimeError, match="needs a running asyncio event loop"):
             coroutine.send(None)
         assert conn.connections == ()
-        assert conn.stats() == {"opened": 1, "reused": 0, "discarded": 0, "idle": pool_size, "in_use": 0, "waited": 0}
+        assert conn.stats() == {
+            "opened": 1,
+            "reused": 0,
+            "discarded": 0,
+            "idle": pool_size,
+            "in_use": 0,
+            "waited": 0,
+        }
         with conn as sock:  # nothing was reserved: the object works as before
             assert conn.connections == (sock,)
         conn.close_idle()

@@ -11,15 +11,14 @@ import pickle
 import socket
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 import warnings
 
 import pytest
+from conftest import open_fds
 
 import lazyconnection
-from conftest import open_fds
 
 WAIT_SECONDS = 10.0  # the longest any test waits for a thread or task it started
 
@@ -45,7 +44,7 @@ def room_left():
                     started = time.monotonic()
                     opened.append(conn.__enter__())
                     assert time.monotonic() - started < 2.0, "a nested enter waited"
-            except BaseException as error:  # noqa: B036 - reported to the test
+            except BaseException as error:
                 failures.append(error)
             finally:
                 for _ in opened:
@@ -144,7 +143,7 @@ def test_the_limit_holds_under_16_threads(
                 for round in range(25):
                     with conn as sock:
                         assert echo(sock, b"%d.%d" % (worker, round)) == b"%d.%d" % (worker, round)
-            except BaseException as error:  # noqa: B036 - reported to the test
+            except BaseException as error:
                 errors.append(error)
 
         with _FdSampler() as sampler:
@@ -264,7 +263,7 @@ def _queue_in_threads(conn, count: int, order: list) -> list:
         thread = threading.Thread(target=wait)
         thread.start()
         threads.append(thread)
-        _wait_until(lambda: conn.stats()["waited"] > waited, f"waiter {number} queued")
+        _wait_until(lambda w=waited: conn.stats()["waited"] > w, f"waiter {number} queued")
     return threads
 
 
@@ -643,11 +642,11 @@ def test_interrupts_as_room_comes_leave_no_reservation(
             held = threading.Event()
             waited = conn.stats()["waited"]
 
-            def hold_then_race() -> None:
+            def hold_then_race(held=held, waited=waited, delay=round * 0.00002) -> None:
                 with conn:
                     held.set()
                     _wait_until(lambda: conn.stats()["waited"] > waited, "the main thread waits")
-                    time.sleep(round * 0.00002)
+                    time.sleep(delay)
                 _thread.interrupt_main()
 
             thread = threading.Thread(target=hold_then_race)
@@ -666,9 +665,7 @@ def test_interrupts_as_room_comes_leave_no_reservation(
         conn.close_idle()
 
 
-def test_a_refused_connect_frees_its_room(
-    LazyConnection, refused_address, entered, no_leaks
-):
+def test_a_refused_connect_frees_its_room(LazyConnection, refused_address, entered, no_leaks):
     with no_leaks():
         conn = LazyConnection(refused_address, max_connections=1, wait_timeout=0)
         for _ in range(3):  # PoolTimeout instead, if the first had kept its room

@@ -37,7 +37,14 @@ def test_sequential_blocks_reuse_one_socket(LazyConnection, echo_address, echo, 
         with conn as second:
             assert second is first
             assert echo(second, b"two") == b"two"
-        assert conn.stats() == {"opened": 1, "reused": 1, "discarded": 0, "idle": 1, "in_use": 0, "waited": 0}
+        assert conn.stats() == {
+            "opened": 1,
+            "reused": 1,
+            "discarded": 0,
+            "idle": 1,
+            "in_use": 0,
+            "waited": 0,
+        }
         assert conn.close_idle() == 1
         assert first.fileno() == -1
 
@@ -50,7 +57,14 @@ def test_the_default_keeps_nothing(LazyConnection, echo_address, no_leaks):
         assert first.fileno() == -1
         with conn as second:
             assert second is not first
-        assert conn.stats() == {"opened": 2, "reused": 0, "discarded": 0, "idle": 0, "in_use": 0, "waited": 0}
+        assert conn.stats() == {
+            "opened": 2,
+            "reused": 0,
+            "discarded": 0,
+            "idle": 0,
+            "in_use": 0,
+            "waited": 0,
+        }
         assert conn.close_idle() == 0
 
 
@@ -124,7 +138,14 @@ def test_sockets_the_server_closed_are_discarded_not_handed_out(
                 assert echo(sock, b"ping") == b"ping"  # any error fails the test
             _wait_readable(sock)
         stats = conn.stats()
-        assert stats == {"opened": cycles, "reused": 0, "discarded": cycles - 1, "idle": 1, "in_use": 0, "waited": 0}
+        assert stats == {
+            "opened": cycles,
+            "reused": 0,
+            "discarded": cycles - 1,
+            "idle": 1,
+            "in_use": 0,
+            "waited": 0,
+        }
         conn.close_idle()
 
 
@@ -180,7 +201,14 @@ def test_a_socket_past_max_lifetime_in_use_is_closed_at_exit(
         with conn as sock:
             time.sleep(0.1)
         assert sock.fileno() == -1
-        assert conn.stats() == {"opened": 1, "reused": 0, "discarded": 1, "idle": 0, "in_use": 0, "waited": 0}
+        assert conn.stats() == {
+            "opened": 1,
+            "reused": 0,
+            "discarded": 1,
+            "idle": 0,
+            "in_use": 0,
+            "waited": 0,
+        }
 
 
 def test_max_lifetime_counts_from_the_connect_not_from_the_last_use(
@@ -348,7 +376,14 @@ def test_tls_sockets_are_reused(LazyConnection, tls_address, trusting_context, e
         with conn as second:
             assert second is first
             assert echo(second, b"tls") == b"tls"
-        assert conn.stats() == {"opened": 1, "reused": 1, "discarded": 0, "idle": 1, "in_use": 0, "waited": 0}
+        assert conn.stats() == {
+            "opened": 1,
+            "reused": 1,
+            "discarded": 0,
+            "idle": 1,
+            "in_use": 0,
+            "waited": 0,
+        }
         conn.close_idle()
 
 
@@ -413,7 +448,14 @@ def test_copies_and_pickles_carry_the_pool_settings_never_sockets(
                 "idle_timeout": 2.0,
                 "max_lifetime": 9.0,
             }
-            assert twin.stats() == {"opened": 0, "reused": 0, "discarded": 0, "idle": 0, "in_use": 0, "waited": 0}
+            assert twin.stats() == {
+                "opened": 0,
+                "reused": 0,
+                "discarded": 0,
+                "idle": 0,
+                "in_use": 0,
+                "waited": 0,
+            }
         conn.close_idle()
 
 
@@ -507,7 +549,14 @@ def test_good_pool_settings_read_back_as_given(
     options = conn.options
     assert options["pool_size"] == pool_size
     assert options["idle_timeout"] == idle_timeout and options["max_lifetime"] == max_lifetime
-    assert conn.stats() == {"opened": 0, "reused": 0, "discarded": 0, "idle": 0, "in_use": 0, "waited": 0}
+    assert conn.stats() == {
+        "opened": 0,
+        "reused": 0,
+        "discarded": 0,
+        "idle": 0,
+        "in_use": 0,
+        "waited": 0,
+    }
     assert ("idle=0" in repr(conn)) == (pool_size > 0)
 
 
@@ -575,7 +624,14 @@ def test_a_socket_past_max_lifetime_counts_as_discarded_when_the_pool_is_full(
             with conn:  # young: kept, and the pool is full
                 pass
         assert old.fileno() == -1
-        assert conn.stats() == {"opened": 2, "reused": 0, "discarded": 1, "idle": 1, "in_use": 0, "waited": 0}
+        assert conn.stats() == {
+            "opened": 2,
+            "reused": 0,
+            "discarded": 1,
+            "idle": 1,
+            "in_use": 0,
+            "waited": 0,
+        }
         conn.close_idle()
 
 

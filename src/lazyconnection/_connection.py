@@ -8,11 +8,10 @@ import os
 import platform
 import socket
 import sys
+import weakref
 from socket import AF_INET, SOCK_STREAM
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Type, TypeVar, Union
-
-import weakref
 
 from . import _fork, _kernel_py
 from ._limit import Limit

@@ -12,11 +12,11 @@ do only the waiting itself.
 from __future__ import annotations
 
 import asyncio
-from asyncio import _get_running_loop
 import collections
 import os
 import threading
 import weakref
+from asyncio import _get_running_loop
 from threading import get_ident
 from typing import Any, Deque, Generator, List, Optional
 
@@ -48,12 +48,23 @@ class Waiter:
 class Limit:
     """The waiters of one LazyConnection with max_connections, and how many waited."""
 
-    __slots__ = ("kernel", "idle", "max_connections", "wait_timeout", "waiters",
-                 "waited", "_mutex", "__weakref__")
+    __slots__ = (
+        "kernel",
+        "idle",
+        "max_connections",
+        "wait_timeout",
+        "waiters",
+        "waited",
+        "_mutex",
+        "__weakref__",
+    )
 
     def __init__(
-        self, kernel: Any, idle: Optional[List[Any]],
-        max_connections: int, wait_timeout: Optional[float],
+        self,
+        kernel: Any,
+        idle: Optional[List[Any]],
+        max_connections: int,
+        wait_timeout: Optional[float],
     ) -> None:
         self.kernel = kernel  # a weak proxy: the kernel holds this object
         self.idle = idle  # the pool's idle list, or None without pool_size
@@ -243,7 +254,7 @@ def _wait_blocking(steps: Generator[Waiter, Any, Any], timeout: Optional[float])
     except StopIteration as done:
         return done.value
     except BaseException as error:  # KeyboardInterrupt in acquire, say
-        if steps.gi_frame is not None:  # queued, or about to be: leave, handing on a grant
+        if steps.gi_frame is not None:  # type: ignore[attr-defined]  # queued or about to be
             steps.throw(error)
         raise
     raise AssertionError("checkout went on after its wait")  # pragma: no cover
@@ -283,7 +294,7 @@ def _set_timed_out(future: Any) -> None:
 
 
 # Every limit alive in this process, for the child of a fork.
-_limits: "weakref.WeakSet[Limit]" = weakref.WeakSet()
+_limits: weakref.WeakSet[Limit] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:

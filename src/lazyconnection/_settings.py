@@ -200,7 +200,9 @@ def _wait_timeout(value: Any, max_connections: Any) -> Optional[float]:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"wait_timeout must be None or a number of seconds, not {_type_name(value)}")
+        raise TypeError(
+            f"wait_timeout must be None or a number of seconds, not {_type_name(value)}"
+        )
     seconds = _finite(value)
     # Beyond threading.TIMEOUT_MAX a lock's acquire refuses it: that long is no limit anyway.
     if not 0 <= seconds <= threading.TIMEOUT_MAX:  # also refuses NaN
