@@ -358,6 +358,37 @@ def test_a_timeout_raises_pool_timeout_and_leaks_nothing(
         room_left(conn, 2)
 
 
+def test_room_coming_as_the_wait_times_out_is_taken_or_left_whole(
+    LazyConnection, echo_address, no_leaks, room_left
+):
+    """The holder's exit and the timeout race: the waiter gets the socket or PoolTimeout,
+    and either way no room is lost."""
+    with no_leaks():
+        conn = LazyConnection(echo_address, max_connections=1, pool_size=1, wait_timeout=0.005)
+        outcomes = set()
+        for round in range(60):
+            held = threading.Event()
+
+            def hold(held=held, delay=0.003 + round * 0.0001) -> None:
+                with conn:
+                    held.set()
+                    time.sleep(delay)
+
+            thread = threading.Thread(target=hold)
+            thread.start()
+            held.wait(WAIT_SECONDS)
+            try:
+                with conn as sock:
+                    assert sock.fileno() != -1
+                outcomes.add("socket")
+            except lazyconnection.PoolTimeout:
+                outcomes.add("timeout")
+            thread.join(WAIT_SECONDS)
+            room_left(conn, 1)
+        assert outcomes <= {"socket", "timeout"}
+        conn.close_idle()
+
+
 def test_pool_timeout_is_exported():
     assert lazyconnection.PoolTimeout.__module__ == "lazyconnection"
     assert issubclass(lazyconnection.PoolTimeout, TimeoutError)

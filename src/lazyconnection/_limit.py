@@ -134,12 +134,20 @@ class Limit:
             self._leave(waiter)
             raise
         if waiter.granted is None:  # timed out, unless granted after all
-            if self._leave(waiter):
+            if self._timed_out(waiter):
                 raise PoolTimeout(
                     f"no room within wait_timeout={self.wait_timeout} s:"
                     f" max_connections={self.max_connections} sockets stayed open"
                 )
         return waiter.granted
+
+    def _timed_out(self, waiter: Waiter) -> bool:
+        """Out of the queue, unless granted at that very moment: then it keeps the grant."""
+        with self._mutex:
+            if waiter.granted is not None:
+                return False
+            self.waiters.remove(waiter)
+            return True
 
     def _leave(self, waiter: Waiter) -> bool:
         """The waiter gives up: out of the queue, or, granted at that moment, hands it on.
