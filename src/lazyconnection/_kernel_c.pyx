@@ -145,10 +145,7 @@ cdef class Kernel:
     # caller -> its open sockets, innermost last; emptied, not removed; read by a fork's child
     cdef readonly dict _stacks
     cdef Py_ssize_t _sweep_at
-    # The caller and stack last looked up: one thread or task needs no dict lookup. Two
-    # fields, not the pure twin's tuple: no other thread runs between their two writes.
-    cdef Caller _last_caller
-    cdef list _last_stack
+    cdef tuple _last  # (key, stack) last looked up: one thread or task needs no dict lookup
     cdef Py_ssize_t _opened, _reused, _discarded
     # Reuse, set by _set_pool when pool_size > 0.
     cdef Py_ssize_t _pool_size
@@ -173,6 +170,7 @@ cdef class Kernel:
 
     def __cinit__(self):
         self._stacks = {}
+        self._last = (None, None)
         self._sweep_at = 8
 
     def _set_kernel(self, address, family, type, proto, factory, open, Py_ssize_t depth_limit):
@@ -292,9 +290,11 @@ cdef class Kernel:
 cdef inline list _own_stack(Kernel self, bint create):
     # The context's own caller is known without the context variable when it is the last
     # (the pure twin has no such shortcut: it asks the variable every time).
-    cdef Caller caller = self._last_caller
+    # One tuple, so that another thread never sees one caller beside another's stack (a
+    # build traced for coverage runs Python code between any two lines).
+    cdef Caller caller = <Caller>self._last[0]
     if caller is not None and _is_current(caller):
-        return self._last_stack
+        return <list>self._last[1]
     caller = _own_caller()
     if caller is None:
         if not create:
@@ -310,8 +310,7 @@ cdef inline list _own_stack(Kernel self, bint create):
             self._sweep_at = _sweep(self._stacks)
         stack = []
         self._stacks[caller] = stack
-    self._last_caller = caller
-    self._last_stack = stack
+    self._last = (caller, stack)
     return stack
 
 
@@ -338,7 +337,7 @@ cdef Py_ssize_t _sweep(dict stacks) except -1:
 cdef inline list _reserve_stack(Kernel self):
     cdef list stack = _own_stack(self, True)
     # The thread entering, for a fork's child: a context may run in several threads in turn.
-    self._last_caller.thread = PyThread_get_thread_ident()
+    (<Caller>self._last[0]).thread = PyThread_get_thread_ident()
     if len(stack) >= self._depth_limit:
         raise RuntimeError(ALREADY_CONNECTED)
     return stack
