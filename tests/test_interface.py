@@ -32,7 +32,9 @@ def test_the_kernels_offer_the_same_methods(compiled_class):
     assert pure == {
         "__enter__",
         "__exit__",
-        "_reserve",
+        "__aenter__",
+        "__aexit__",
+        "_set_async",
         "_reuse",
         "_push",
         "_stack",
@@ -55,6 +57,8 @@ def test_the_public_class_adds_no_with_method(LazyConnection):
     kernel = _kernel_of(LazyConnection)
     assert LazyConnection.__enter__ is kernel.__enter__
     assert LazyConnection.__exit__ is kernel.__exit__
+    assert LazyConnection.__aenter__ is kernel.__aenter__
+    assert LazyConnection.__aexit__ is kernel.__aexit__
 
 
 def test_constructor_signature_is_visible(LazyConnection):

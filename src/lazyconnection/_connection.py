@@ -10,12 +10,11 @@ import socket
 import sys
 import weakref
 from socket import AF_INET, SOCK_STREAM
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Type, TypeVar, Union
 
 from . import _fork, _kernel_py
 from ._limit import Limit
-from ._opening import check_async, open_async, open_blocking
+from ._opening import async_refusal, open_async, open_blocking
 from ._pool import Pool, tls_usable
 from ._settings import Settings, signature
 
@@ -67,6 +66,7 @@ class _LazyConnection(_Kernel):
             None if settings.plain else functools.partial(open_blocking, settings),
             settings.depth_limit,
         )
+        self._set_async(functools.partial(open_async, settings), async_refusal(settings))
         self._pool = None  # type: ignore[misc]  # a slot of each public class
         if settings.pool_size:
             self._pool = pool = Pool(self, timed=settings.max_lifetime is not None)  # type: ignore[misc]
@@ -95,46 +95,6 @@ class _LazyConnection(_Kernel):
     __init__.__signature__ = signature(  # type: ignore[attr-defined]
         {"family": AF_INET, "type": SOCK_STREAM, "proto": 0}
     )
-
-    async def __aenter__(self) -> socket.socket:
-        check_async(self._settings)
-        stack = self._reserve()
-        if self._bound is not None:
-            depth = len(stack)
-            opening = functools.partial(open_async, self._settings)
-            try:
-                return await self._bound.enter_async(stack, opening)  # type: ignore[no-any-return]
-            except BaseException:  # as below: pushed, then interrupted before the block began
-                if len(stack) > depth:
-                    self.__exit__(*sys.exc_info())  # closes it and gives its room back
-                raise
-        depth = len(stack)
-        # CPython runs signal handlers as a call returns: here that may be after the kernel's
-        # push, and then no block began, so no __aexit__ would take the socket off the stack.
-        try:
-            if self._pool is not None:
-                reused = self._reuse(stack)
-                if reused is not None:
-                    return reused  # type: ignore[no-any-return]
-        except BaseException:
-            if len(stack) > depth:  # reuse runs no code of the caller's: this one is ours
-                self.__exit__(*sys.exc_info())
-            raise
-        sock = await open_async(self._settings)  # connected, or closed before its error left
-        try:
-            return self._push(stack, sock)  # type: ignore[no-any-return]
-        except BaseException:
-            if stack and stack[-1] is sock:
-                self.__exit__(*sys.exc_info())
-            raise
-
-    async def __aexit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        super().__exit__(exc_type, exc, tb)
 
     def __call__(self, func: _Function) -> _Function:
         """Use as a decorator: each call runs inside a connection of its own.

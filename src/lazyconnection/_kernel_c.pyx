@@ -7,9 +7,11 @@ from cpython.dict cimport PyDict_DelItem, PyDict_GetItem, PyDict_Next
 from cpython.object cimport PyObject
 from cpython.weakref cimport PyWeakref_NewRef
 
+from asyncio import _get_running_loop
 from contextvars import ContextVar
 import socket
 
+from ._opening import NO_EVENT_LOOP, connect_async
 from ._registry import ALREADY_CONNECTED, NO_OPEN_CONNECTION, stack_elsewhere
 from ._settings import DEFAULT_TIMEOUT
 
@@ -166,6 +168,9 @@ cdef class Kernel:
     cdef Py_ssize_t _open_count
     cdef object _waiters  # the Limit's queue: a new caller queues behind it
     cdef object _limit  # the Limit: the waiting, in _limit.py
+    # `async with`, set by _set_async: opening beyond a plain connect.
+    cdef object _open_async
+    cdef object _async_refusal  # why `async with` is refused (TLS), or None
     cdef object __weakref__
 
     def __cinit__(self):
@@ -207,6 +212,12 @@ cdef class Kernel:
         self._max_connections = max_connections
         self._open_count = 0
 
+    def _set_async(self, open_async, async_refusal):
+        """How `async with` opens a socket beyond a plain connect, and why it is refused
+        (None: it is not)."""
+        self._open_async = open_async
+        self._async_refusal = async_refusal
+
     def __enter__(self):
         cdef list stack = _reserve_stack(self)
         if self._max_connections:
@@ -223,21 +234,45 @@ cdef class Kernel:
         return _push(self, stack, sock)
 
     def __exit__(self, exc_type, exc, tb, /):
-        cdef list stack = _own_stack(self, False)
-        if not stack:
-            stack, chosen = stack_elsewhere(self._stacks, _parent(), exc_type)
-            if not stack or stack[len(stack) - 1] is not chosen:  # its owner moved on meanwhile
-                raise RuntimeError(NO_OPEN_CONNECTION)
-        born = _unlend(self, stack) if self._pool_size else None
-        sock = lazyconnection_pop(stack)
-        if self._max_connections:
-            _return_limited(self, sock, born, exc_type)
-        elif born is None or not _kept(self, sock, born, exc_type):
-            lazyconnection_sock_close(sock)
+        _exit(self, exc_type)
 
-    def _reserve(self):
-        """The caller's stack, with room for one more socket (for `async with`)."""
-        return _reserve_stack(self)
+    async def __aenter__(self):
+        loop = _get_running_loop()
+        if loop is None:
+            raise RuntimeError(NO_EVENT_LOOP)
+        if self._async_refusal is not None:
+            raise NotImplementedError(self._async_refusal)
+        stack = _reserve_stack(self)
+        if self._max_connections:
+            depth = len(stack)
+            try:
+                return await self._limit.enter_async(stack, self._open_async)
+            except BaseException as error:  # pushed, then interrupted before the block began
+                if len(stack) > depth:  # the Limit's Python code ran after the push
+                    _exit(self, type(error))
+                raise
+        if self._pool_size:
+            sock = _reuse(self, stack, False, self._idle)
+            if sock is not None:
+                return sock
+        if self._open is None:
+            sock = self._factory(self._family, self._type, self._proto)
+            try:  # a cancellation too: nothing is left open
+                sock.setblocking(False)
+                timeout = _getdefaulttimeout()
+                if timeout is None:
+                    await loop.sock_connect(sock, self._address)
+                else:
+                    await connect_async(loop, sock, self._address, timeout)
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            sock = await self._open_async()  # connected, or closed before its error left
+        return _push(self, stack, sock)
+
+    async def __aexit__(self, exc_type, exc, tb):
+        _exit(self, exc_type)
 
     def _reuse(self, list stack):
         """Put an idle socket, made ready for `async with`, on the stack that _reserve gave;
@@ -287,6 +322,20 @@ cdef class Kernel:
 
 
 # Functions rather than methods of Kernel, so that the C compiler can inline them.
+cdef inline _exit(Kernel self, exc_type):
+    cdef list stack = _own_stack(self, False)
+    if not stack:
+        stack, chosen = stack_elsewhere(self._stacks, _parent(), exc_type)
+        if not stack or stack[len(stack) - 1] is not chosen:  # its owner moved on meanwhile
+            raise RuntimeError(NO_OPEN_CONNECTION)
+    born = _unlend(self, stack) if self._pool_size else None
+    sock = lazyconnection_pop(stack)
+    if self._max_connections:
+        _return_limited(self, sock, born, exc_type)
+    elif born is None or not _kept(self, sock, born, exc_type):
+        lazyconnection_sock_close(sock)
+
+
 cdef inline list _own_stack(Kernel self, bint create):
     # The context's own caller is known without the context variable when it is the last
     # (the pure twin has no such shortcut: it asks the variable every time).

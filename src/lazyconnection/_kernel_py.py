@@ -8,11 +8,13 @@ import sys
 import threading
 import time
 import weakref
+from asyncio import _get_running_loop
 from contextvars import Context, ContextVar, Token
 from threading import get_ident
 from types import TracebackType
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Type
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Set, Tuple, Type
 
+from ._opening import NO_EVENT_LOOP, connect_async
 from ._pool import is_open, unusable
 from ._registry import ALREADY_CONNECTED, NO_OPEN_CONNECTION, stack_elsewhere, sweep
 from ._settings import DEFAULT_TIMEOUT
@@ -114,6 +116,8 @@ class Kernel:
         "_counting",
         "_waiters",
         "_limit",
+        "_open_async",
+        "_async_refusal",
         "__weakref__",
     )
 
@@ -146,6 +150,9 @@ class Kernel:
         self._counting = threading.Lock()
         self._waiters: Any = ()  # the Limit's queue: a new caller queues behind it
         self._limit: Any = None  # the Limit: the waiting, in _limit.py
+        # `async with`, set by _set_async: opening beyond a plain connect.
+        self._open_async: Callable[[], Awaitable[Any]] = None  # type: ignore[assignment]
+        self._async_refusal: Optional[str] = None  # why `async with` is refused (TLS), or None
 
     def _set_kernel(
         self,
@@ -199,6 +206,14 @@ class Kernel:
         self._waiters = waiters
         self._max_connections = max_connections
         self._open_count = 0
+
+    def _set_async(
+        self, open_async: Callable[[], Awaitable[Any]], async_refusal: Optional[str]
+    ) -> None:
+        """How `async with` opens a socket beyond a plain connect, and why it is refused
+        (None: it is not)."""
+        self._open_async = open_async
+        self._async_refusal = async_refusal
 
     def _own_stack(self, create: bool) -> Optional[List[Any]]:
         caller = _own_caller()
@@ -268,9 +283,48 @@ class Kernel:
         elif born is None or not self._kept(sock, born, exc_type):
             sock.close()
 
-    def _reserve(self) -> List[Any]:
-        """The caller's stack, with room for one more socket (for `async with`)."""
-        return self._reserve_stack()
+    async def __aenter__(self) -> socket.socket:
+        loop = _get_running_loop()
+        if loop is None:
+            raise RuntimeError(NO_EVENT_LOOP)
+        if self._async_refusal is not None:
+            raise NotImplementedError(self._async_refusal)
+        stack = self._reserve_stack()
+        if self._max_connections:
+            depth = len(stack)
+            try:
+                return await self._limit.enter_async(stack, self._open_async)  # type: ignore[no-any-return]
+            except BaseException as error:  # pushed, then interrupted before the block began
+                if len(stack) > depth:  # the Limit's Python code ran after the push
+                    self.__exit__(type(error), error, error.__traceback__)
+                raise
+        if self._pool_size:
+            sock = self._reuse_for(stack, False)
+            if sock is not None:
+                return sock  # type: ignore[no-any-return]
+        if self._open is None:
+            sock = self._factory(self._family, self._type, self._proto)
+            try:  # a cancellation too: nothing is left open
+                sock.setblocking(False)
+                timeout = socket.getdefaulttimeout()
+                if timeout is None:
+                    await loop.sock_connect(sock, self._address)
+                else:
+                    await connect_async(loop, sock, self._address, timeout)
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            sock = await self._open_async()  # connected, or closed before its error left
+        return self._push(stack, sock)  # type: ignore[no-any-return]
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
 
     def _reuse(self, stack: List[Any]) -> Any:
         """Put an idle socket, made ready for `async with`, on the stack that _reserve gave;

@@ -248,18 +248,15 @@ NO_EVENT_LOOP = (
 )
 
 
-def check_async(settings: Settings) -> None:
-    """`async with` needs asyncio and refuses TLS, whether its socket would be opened or
-    reused: checked before anything is reserved."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        raise RuntimeError(NO_EVENT_LOOP) from None
-    if settings.ssl_context is not None:
-        raise NotImplementedError(
-            "TLS is not supported with `async with`: the event loop's sock_* calls refuse"
-            " SSL sockets; use asyncio.open_connection(..., ssl=context) for TLS streams"
-        )
+def async_refusal(settings: Settings) -> Optional[str]:
+    """Why `async with` is refused, whether its socket would be opened or reused (the kernels
+    check it, and the running event loop, before anything is reserved); None if it is not."""
+    if settings.ssl_context is None:
+        return None
+    return (
+        "TLS is not supported with `async with`: the event loop's sock_* calls refuse"
+        " SSL sockets; use asyncio.open_connection(..., ssl=context) for TLS streams"
+    )
 
 
 async def open_async(settings: Settings) -> Any:
