@@ -6,7 +6,18 @@
 #include <Python.h>
 #include <errno.h>
 #include <poll.h>
+#include <string.h>
 #include <time.h>
+
+/* A callable's vectorcall, read from it as PyObject_Vectorcall reads it, inline: NULL if it
+   has none. */
+static inline vectorcallfunc lazyconnection_vectorcall_of(PyObject *callable) {
+    PyTypeObject *type = Py_TYPE(callable);
+    if (!PyType_HasFeature(type, Py_TPFLAGS_HAVE_VECTORCALL)) return NULL;
+    vectorcallfunc vectorcall;
+    memcpy(&vectorcall, (char *)callable + type->tp_vectorcall_offset, sizeof(vectorcall));
+    return vectorcall;
+}
 
 /* list.pop() frees a list's storage when it empties, and the next append allocates it
    again: at depth 1 that is every `with`. This pop keeps the capacity. */
@@ -21,6 +32,48 @@ static PyObject *lazyconnection_pop(PyObject *list) {
     Py_SET_SIZE(list, last);
     return item;
 }
+
+/* stack.append(item), with no call while the stack still has the capacity that
+   lazyconnection_pop kept: at depth 1 that is every `with`. */
+static inline int lazyconnection_append(PyObject *list, PyObject *item) {
+    Py_ssize_t size = PyList_GET_SIZE(list);
+    if (((PyListObject *)list)->allocated > size) {
+        Py_INCREF(item);
+        PyList_SET_ITEM(list, size, item);
+        Py_SET_SIZE(list, size + 1);
+        return 0;
+    }
+    return PyList_Append(list, item);
+}
+
+/* factory(*args), the tuple kept from one call to the next, so that no call makes one: its
+   items to a vectorcall (a function), or the tuple itself to tp_call (a class such as
+   socket.socket, whose tp_call takes a tuple: the generic call would build one each time). */
+static inline PyObject *lazyconnection_call_args(PyObject *factory, PyObject *args) {
+    vectorcallfunc vectorcall = lazyconnection_vectorcall_of(factory);
+    if (vectorcall != NULL) {
+        return vectorcall(factory, &PyTuple_GET_ITEM(args, 0), PyTuple_GET_SIZE(args), NULL);
+    }
+    ternaryfunc call = Py_TYPE(factory)->tp_call;
+    if (call == NULL) return PyObject_Call(factory, args, NULL);  /* raises the TypeError */
+    if (Py_EnterRecursiveCall(" while calling a Python object")) return NULL;
+    PyObject *result = call(factory, args, NULL);
+    Py_LeaveRecursiveCall();
+    if (result == NULL && !PyErr_Occurred()) {
+        PyErr_SetString(PyExc_SystemError, "NULL result without error in PyObject_Call");
+    }
+    return result;
+}
+
+/* The current thread state, the GIL held. From 3.12 PyThreadState_Get() is a call that reads
+   a thread-local variable and checks it; the unchecked getter skips the check. */
+#if PY_VERSION_HEX >= 0x030D0000
+#define lazyconnection_tstate() PyThreadState_GetUnchecked()
+#elif PY_VERSION_HEX >= 0x030C0000
+#define lazyconnection_tstate() _PyThreadState_UncheckedGet()
+#else
+#define lazyconnection_tstate() PyThreadState_Get()
+#endif
 
 /* A socket's connect and close called as the interpreter's specialised bytecode calls
    them: the function found on the socket's exact type is kept with the type's version
@@ -71,7 +124,12 @@ static PyObject *lazyconnection_call(
         method->type = type;
         method->version = type->tp_version_tag;
     }
-    return PyObject_Vectorcall(method->function, args, nargs, NULL);
+    /* Straight to the function's vectorcall, as the interpreter's specialised calls go: not
+       through PyObject_Vectorcall, which from 3.12 reads the thread state (a thread-local
+       variable, in a call) for a check of the result made again by the caller's NULL test. */
+    vectorcallfunc vectorcall = lazyconnection_vectorcall_of(method->function);
+    if (vectorcall == NULL) return PyObject_Vectorcall(method->function, args, nargs, NULL);
+    return vectorcall(method->function, args, nargs, NULL);
 }
 
 static PyObject *lazyconnection_sock_close(PyObject *sock) {

@@ -25,6 +25,8 @@ cdef extern from "Python.h":
     ctypedef struct PyThreadState:
         PyObject *context
     PyThreadState *PyThreadState_Get()
+    # A tuple's item, borrowed: no reference counted.
+    PyObject *PyTuple_GET_ITEM(PyObject *tuple, Py_ssize_t index)
     # A dead weak reference points at None, so reading the referent needs no call.
     ctypedef struct PyWeakReference:
         PyObject *wr_object
@@ -33,6 +35,12 @@ cdef extern from "Python.h":
 cdef extern from "_kernel_c.h":
     # list.pop() frees a list's storage when it empties: this pop keeps the capacity.
     object lazyconnection_pop(list stack)
+    # factory(*args) with no tuple made: by vectorcall, else the tuple as it is to tp_call.
+    object lazyconnection_call_args(object factory, tuple args)
+    # list.append, with no call while the capacity lazyconnection_pop kept is there.
+    int lazyconnection_append(list stack, object item) except -1
+    # The thread state, read as cheaply as each version allows (never NULL here: the GIL is held).
+    PyThreadState *lazyconnection_tstate()
     # A socket's connect and close, called as the interpreter's specialised bytecode does.
     int lazyconnection_connect_or_close(object sock, object address) except -1
     object lazyconnection_sock_close(object sock)
@@ -61,6 +69,14 @@ cdef class Caller:
         return self.context()
 
 
+@cython.final
+cdef class Stack(list):
+    """A caller's open sockets on one connection, innermost last; it knows its caller, so that
+    the stack last looked up is one object, read in one step."""
+
+    cdef Caller caller
+
+
 # The time of connect of every socket of a pool without max_lifetime: never read.
 cdef object _UNTIMED = 0.0
 # Called on every reuse of a socket in a blocking `with` without a timeout option.
@@ -87,9 +103,10 @@ SOCKET_FIELDS_READ = lazyconnection_layout_checked()
 cdef object _callers = ContextVar("lazyconnection", default=None)
 
 
-cdef inline bint _is_current(Caller caller):
+cdef inline bint _is_current(Caller caller) noexcept:
     """Whether the caller is the current context's own: its weak reference points there."""
-    return (<PyWeakReference*><PyObject*>caller.context).wr_object == PyThreadState_Get().context
+    cdef PyObject *context = lazyconnection_tstate().context
+    return (<PyWeakReference*><PyObject*>caller.context).wr_object == context
 
 
 cdef inline Caller _own_caller():
@@ -100,9 +117,8 @@ cdef inline Caller _own_caller():
     return None
 
 
-cdef Caller _new_caller():
+cdef Caller _new_caller(inherited):
     cdef Caller caller = Caller.__new__(Caller)
-    inherited = get_value(_callers)
     caller.parent = None if inherited is None else PyWeakref_NewRef(inherited, None)
     caller.thread = PyThread_get_thread_ident()
     PyContextVar_Set(_callers, caller)  # makes the thread's context if it had none
@@ -118,14 +134,14 @@ cdef object _parent():
     return None if own.parent is None else own.parent()
 
 
-cdef inline object _push(Kernel self, list stack, object sock):
+cdef inline object _push(Kernel self, Stack stack, object sock):
     # Opening may have run code that entered this object too (an on_connect hook).
     if len(stack) >= self._depth_limit:
         sock.close()
         raise RuntimeError(ALREADY_CONNECTED)
     self._opened += 1
     cdef double born = lazyconnection_now() if self._lent is not None else 0.0
-    stack.append(sock)  # the last steps, with no call: see _reuse
+    lazyconnection_append(stack, sock)  # the last steps, with no call: see _reuse
     if self._lent is not None:
         self._lent[sock] = born
     return sock
@@ -138,16 +154,14 @@ cdef class Kernel:
     """
 
     cdef object _address
-    cdef object _family
-    cdef object _type
-    cdef object _proto
+    cdef tuple _factory_args  # (family, type, proto): made once, not on every call
     cdef object _factory
     cdef object _open  # None: a plain factory() and connect(); else it opens a connected socket
     cdef Py_ssize_t _depth_limit
     # caller -> its open sockets, innermost last; emptied, not removed; read by a fork's child
     cdef readonly dict _stacks
     cdef Py_ssize_t _sweep_at
-    cdef tuple _last  # (key, stack) last looked up: one thread or task needs no dict lookup
+    cdef Stack _last  # the stack last looked up: one thread or task needs no dict lookup
     cdef Py_ssize_t _opened, _reused, _discarded
     # Reuse, set by _set_pool when pool_size > 0.
     cdef Py_ssize_t _pool_size
@@ -175,14 +189,11 @@ cdef class Kernel:
 
     def __cinit__(self):
         self._stacks = {}
-        self._last = (None, None)
         self._sweep_at = 8
 
     def _set_kernel(self, address, family, type, proto, factory, open, Py_ssize_t depth_limit):
         self._address = address
-        self._family = family
-        self._type = type
-        self._proto = proto
+        self._factory_args = (family, type, proto)
         self._factory = factory
         self._open = open
         self._depth_limit = depth_limit
@@ -219,7 +230,7 @@ cdef class Kernel:
         self._async_refusal = async_refusal
 
     def __enter__(self):
-        cdef list stack = _reserve_stack(self)
+        cdef Stack stack = _reserve_stack(self)
         if self._max_connections:
             return _enter_limited(self, stack)
         if self._pool_size:
@@ -227,7 +238,7 @@ cdef class Kernel:
             if sock is not None:
                 return sock
         if self._open is None:
-            sock = self._factory(self._family, self._type, self._proto)
+            sock = lazyconnection_call_args(self._factory, self._factory_args)
             lazyconnection_connect_or_close(sock, self._address)
         else:
             sock = self._open()  # connected, or closed before its error left
@@ -256,7 +267,7 @@ cdef class Kernel:
             if sock is not None:
                 return sock
         if self._open is None:
-            sock = self._factory(self._family, self._type, self._proto)
+            sock = lazyconnection_call_args(self._factory, self._factory_args)
             try:  # a cancellation too: nothing is left open
                 sock.setblocking(False)
                 timeout = _getdefaulttimeout()
@@ -274,12 +285,12 @@ cdef class Kernel:
     async def __aexit__(self, exc_type, exc, tb):
         _exit(self, exc_type)
 
-    def _reuse(self, list stack):
+    def _reuse(self, Stack stack not None):
         """Put an idle socket, made ready for `async with`, on the stack that _reserve gave;
         return it, or None if none is usable."""
         return _reuse(self, stack, False, self._idle)
 
-    def _push(self, list stack, sock):
+    def _push(self, Stack stack not None, sock):
         """Put a newly opened socket on the stack that _reserve gave."""
         return _push(self, stack, sock)
 
@@ -295,11 +306,11 @@ cdef class Kernel:
         """A socket closed, or never opened: its room to the first waiter, or free."""
         _release(self)
 
-    def _open_reserved(self, list stack):
+    def _open_reserved(self, Stack stack not None):
         """Open a socket in a room taken for it; a failure gives the room back."""
         return _open_reserved(self, stack)
 
-    def _reuse_granted(self, list stack, entry, bint blocking):
+    def _reuse_granted(self, Stack stack not None, entry, bint blocking):
         """Put an idle socket granted to a waiter on its stack; None if it was unusable (then
         closed, its room released)."""
         return _reuse(self, stack, blocking, [entry])
@@ -323,7 +334,7 @@ cdef class Kernel:
 
 # Functions rather than methods of Kernel, so that the C compiler can inline them.
 cdef inline _exit(Kernel self, exc_type):
-    cdef list stack = _own_stack(self, False)
+    cdef Stack stack = _own_stack(self, False)
     if not stack:
         stack, chosen = stack_elsewhere(self._stacks, _parent(), exc_type)
         if not stack or stack[len(stack) - 1] is not chosen:  # its owner moved on meanwhile
@@ -336,30 +347,33 @@ cdef inline _exit(Kernel self, exc_type):
         lazyconnection_sock_close(sock)
 
 
-cdef inline list _own_stack(Kernel self, bint create):
+cdef inline Stack _own_stack(Kernel self, bint create):
     # The context's own caller is known without the context variable when it is the last
     # (the pure twin has no such shortcut: it asks the variable every time).
-    # One tuple, so that another thread never sees one caller beside another's stack (a
-    # build traced for coverage runs Python code between any two lines).
-    cdef Caller caller = <Caller>self._last[0]
+    # Borrowed, with no count of its own on the fast path: nothing runs before it is used.
+    cdef PyObject *last = <PyObject*>self._last
+    if last is not <PyObject*>None and _is_current((<Stack>last).caller):
+        return <Stack>last
+    cdef Stack stack
+    cdef Caller caller = <Caller>get_value(_callers)
+    cdef PyObject *found = NULL
     if caller is not None and _is_current(caller):
-        return <list>self._last[1]
-    caller = _own_caller()
-    if caller is None:
-        if not create:
-            return None
-        caller = _new_caller()
-    cdef PyObject *found = PyDict_GetItem(self._stacks, caller)
+        found = PyDict_GetItem(self._stacks, caller)
+    elif create:  # the context's first `with` of any connection: it has no stack anywhere
+        caller = _new_caller(caller)
+    else:
+        return None
     if found is not NULL:
-        stack = <list>found
+        stack = <Stack>found
     elif not create:
         return None
     else:
         if len(self._stacks) >= self._sweep_at:
             self._sweep_at = _sweep(self._stacks)
-        stack = []
+        stack = Stack.__new__(Stack)
+        stack.caller = caller
         self._stacks[caller] = stack
-    self._last = (caller, stack)
+    self._last = stack
     return stack
 
 
@@ -383,10 +397,10 @@ cdef Py_ssize_t _sweep(dict stacks) except -1:
     return max(8, 2 * len(stacks))
 
 
-cdef inline list _reserve_stack(Kernel self):
-    cdef list stack = _own_stack(self, True)
+cdef inline Stack _reserve_stack(Kernel self):
+    cdef Stack stack = _own_stack(self, True)
     # The thread entering, for a fork's child: a context may run in several threads in turn.
-    (<Caller>self._last[0]).thread = PyThread_get_thread_ident()
+    self._last.caller.thread = PyThread_get_thread_ident()
     if len(stack) >= self._depth_limit:
         raise RuntimeError(ALREADY_CONNECTED)
     return stack
@@ -406,7 +420,7 @@ cdef inline _release(Kernel self):
         self._limit.dispatch()
 
 
-cdef object _enter_limited(Kernel self, list stack):
+cdef object _enter_limited(Kernel self, Stack stack):
     """`with` under max_connections: at once while nobody waits and there is room."""
     if not self._waiters:
         if self._pool_size:
@@ -418,10 +432,10 @@ cdef object _enter_limited(Kernel self, list stack):
     return self._limit.enter_blocking(stack)
 
 
-cdef object _open_reserved(Kernel self, list stack):
+cdef object _open_reserved(Kernel self, Stack stack):
     try:
         if self._open is None:
-            sock = self._factory(self._family, self._type, self._proto)
+            sock = lazyconnection_call_args(self._factory, self._factory_args)
             lazyconnection_connect_or_close(sock, self._address)
         else:
             sock = self._open()
@@ -453,7 +467,7 @@ cdef _close_discarded(Kernel self, sock):
             _release(self)
 
 
-cdef object _reuse(Kernel self, list stack, bint blocking, list idle):
+cdef object _reuse(Kernel self, Stack stack, bint blocking, list idle):
     """Put the newest usable idle socket on the stack and return it; None if there is none.
 
     Older, dead and readable ones met on the way are closed. `idle`: the pool's, or one
@@ -487,7 +501,7 @@ cdef object _reuse(Kernel self, list stack, bint blocking, list idle):
         self._reused += 1
         # No call from the push to the end of the enter, so that in the pure twin no signal
         # handler runs in between; here none can run at all.
-        stack.append(sock)
+        lazyconnection_append(stack, sock)
         if self._lent is not None:
             self._lent[sock] = born
         return sock
@@ -520,7 +534,7 @@ cdef bint _tls_usable(Kernel self, sock, bint unusable) except -1:
         raise
 
 
-cdef inline object _unlend(Kernel self, list stack):
+cdef inline object _unlend(Kernel self, Stack stack):
     """The innermost socket's time of connect if it may be kept (0.0 when untimed), or None.
 
     Taken while the socket is still on its stack: one in neither place would stay lent.

@@ -33,6 +33,14 @@ class Caller:
         self.thread = get_ident()  # where it last entered: a fork's child keeps only its own
 
 
+class Stack(list):  # type: ignore[type-arg]
+    """A caller's open sockets on one connection, innermost last; it knows its caller's key, so
+    that the stack last looked up is one object, read in one step."""
+
+    __slots__ = ("key",)
+    key: Any  # its caller's
+
+
 # A context copied into a new task or thread carries its creator's caller with it.
 _callers: ContextVar[Optional[Caller]] = ContextVar("lazyconnection", default=None)
 
@@ -122,12 +130,11 @@ class Kernel:
     )
 
     def __init__(self) -> None:
-        self._stacks: Dict[Any, List[Any]] = {}
+        self._stacks: Dict[Any, Stack] = {}
         self._sweep_at = 8
-        # (key, stack) last looked up: one thread or task needs no dict lookup. One tuple, so
-        # that another thread never sees one key beside another's stack; the key, being weak,
-        # keeps no finished context alive.
-        self._last: Tuple[Any, Optional[List[Any]]] = (None, None)
+        # The stack last looked up: one thread or task needs no dict lookup. Its key, being
+        # weak, keeps no finished context alive.
+        self._last: Optional[Stack] = None
         self._opened = self._reused = self._discarded = 0
         # Reuse, set by _set_pool when pool_size > 0.
         self._pool_size = 0
@@ -222,8 +229,8 @@ class Kernel:
                 return None
             caller = _new_caller()
         last = self._last
-        if caller.key is last[0]:
-            return last[1]
+        if last is not None and last.key is caller.key:
+            return last
         found = self._stacks.get(caller.key)
         if found is not None:
             stack = found
@@ -232,9 +239,10 @@ class Kernel:
         else:
             if len(self._stacks) >= self._sweep_at:
                 self._sweep_at = sweep(self._stacks)
-            stack = []
+            stack = Stack()
+            stack.key = caller.key
             self._stacks[caller.key] = stack
-        self._last = (caller.key, stack)
+        self._last = stack
         return stack
 
     def _reserve_stack(self) -> List[Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple, Type
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Type
 
 ALREADY_CONNECTED = "Already connected"
 NO_OPEN_CONNECTION = "__exit__ called with no open connection in this thread, task or greenlet"
@@ -13,7 +13,7 @@ AMBIGUOUS = (
 
 
 def stack_elsewhere(
-    stacks: Dict[Any, List[Any]], parent: Optional[Any], exc_type: Optional[Type[BaseException]]
+    stacks: Mapping[Any, List[Any]], parent: Optional[Any], exc_type: Optional[Type[BaseException]]
 ) -> Tuple[List[Any], Any]:
     """`__exit__` in a context that has no socket open: the stack whose innermost socket its
     enter gave out, and that socket, for the caller to take it as a normal exit does (once it
@@ -39,7 +39,7 @@ def stack_elsewhere(
     return stack, stack[-1]
 
 
-def sweep(stacks: Dict[Any, List[Any]]) -> int:
+def sweep(stacks: Dict[Any, Any]) -> int:
     """Drop the empty stacks of callers that are gone; return the size for the next sweep.
 
     Stacks are kept when emptied, so that a context's next `with` finds its own again; a
