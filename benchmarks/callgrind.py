@@ -15,6 +15,10 @@ The same figure for an empty loop is then subtracted. The sockets are real UDP s
 its count above the same socket calls made inline (no `with` at all); the ratios compare
 those overheads.
 
+The child runs under ``setarch $(uname -m) -R`` (address-space randomisation off) where that
+works on the machine, tested once; elsewhere it runs as it is. With randomisation, where
+id()-hashed objects land moves a count by a few hundred instructions from run to run.
+
 How few `with`s are enough (CPython 3.11): from N = 300 the ratios agree to two decimals
 with N = 2000, and each count to within 20 instructions (what is left varies from process
 to process, as the cyclic garbage collector's passes fall); N = 10 is already within 2 %.
@@ -23,6 +27,7 @@ to process, as the cyclic garbage collector's passes fall); N = 10 is already wi
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import pathlib
 import platform
@@ -48,6 +53,18 @@ CHILD_TIMEOUT_SECONDS = 300
 
 def valgrind() -> str | None:
     return shutil.which("valgrind")
+
+
+@functools.cache
+def no_aslr() -> List[str]:
+    """The prefix that runs a command with address-space randomisation off, or nothing where
+    setarch cannot do that here (tried once per process; a container may forbid it)."""
+    command = ["setarch", platform.machine(), "-R"]
+    try:
+        subprocess.run([*command, "true"], check=True, capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return command
 
 
 def _child_loop(candidate: str, sockets: str, stand_ins_dir: str):
@@ -130,7 +147,7 @@ def per_operation(jobs: List[Any], empty: Any, command: List[str], n: int) -> Di
     with tempfile.TemporaryDirectory() as directory:
         out = pathlib.Path(directory, "callgrind.out")
         subprocess.run(
-            [valgrind() or "valgrind", "--tool=callgrind", f"--dump-before={MARK}",
+            [*no_aslr(), valgrind() or "valgrind", "--tool=callgrind", f"--dump-before={MARK}",
              f"--callgrind-out-file={out}", *command],
             env={**os.environ, "PYTHONHASHSEED": "0"},
             check=True, capture_output=True, timeout=CHILD_TIMEOUT_SECONDS,
