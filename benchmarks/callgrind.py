@@ -5,15 +5,21 @@ Run by the dispatch group when valgrind is on PATH, and on its own for one inter
     python benchmarks/callgrind.py [--python PATH] [-n N]
 
 prints a table for the running interpreter (or PATH's), which must import a built
-lazyconnection and Cython. One child process per kind of socket runs every candidate under
-``valgrind --tool=callgrind``: each loop once to warm up, then with N and with 2N `with`s,
-callgrind dumping its counts before each run (``--dump-before`` a marker call), so that
-(count(2N) - count(N)) / N is one `with` and the interpreter's start-up (about 300 million
-instructions, most of the child's time) is paid once per process, not twice per candidate.
-The same figure for an empty loop is then subtracted. The sockets are real UDP sockets
+lazyconnection and Cython, then the `async with` and first-`with` counts of async_counts.py,
+whose child process runs beside this module's two, against a loopback server started here.
+One child process per kind of socket runs every candidate under ``valgrind --tool=callgrind``:
+each loop once to warm up, then with N and with 2N `with`s, callgrind dumping its counts
+before each run (``--dump-before`` a marker call), so that (count(2N) - count(N)) / N is one
+`with` and the interpreter's start-up (about 300 million instructions, most of the child's
+time) is paid once per process, not twice per candidate. The same figure for an empty loop
+is then subtracted. The sockets are real UDP sockets
 (``connect`` sends nothing) or the compiled stand-in. Each candidate's dispatch overhead is
 its count above the same socket calls made inline (no `with` at all); the ratios compare
 those overheads.
+
+The child runs under ``setarch $(uname -m) -R`` (address-space randomisation off) where that
+works on the machine, tested once; elsewhere it runs as it is. With randomisation, where
+id()-hashed objects land moves a count by a few hundred instructions from run to run.
 
 How few `with`s are enough (CPython 3.11): from N = 300 the ratios agree to two decimals
 with N = 2000, and each count to within 20 instructions (what is left varies from process
@@ -23,6 +29,7 @@ to process, as the cyclic garbage collector's passes fall); N = 10 is already wi
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import pathlib
 import platform
@@ -48,6 +55,18 @@ CHILD_TIMEOUT_SECONDS = 300
 
 def valgrind() -> str | None:
     return shutil.which("valgrind")
+
+
+@functools.cache
+def no_aslr() -> List[str]:
+    """The prefix that runs a command with address-space randomisation off, or nothing where
+    setarch cannot do that here (tried once per process; a container may forbid it)."""
+    command = ["setarch", platform.machine(), "-R"]
+    try:
+        subprocess.run([*command, "true"], check=True, capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return command
 
 
 def _child_loop(candidate: str, sockets: str, stand_ins_dir: str):
@@ -130,7 +149,7 @@ def per_operation(jobs: List[Any], empty: Any, command: List[str], n: int) -> Di
     with tempfile.TemporaryDirectory() as directory:
         out = pathlib.Path(directory, "callgrind.out")
         subprocess.run(
-            [valgrind() or "valgrind", "--tool=callgrind", f"--dump-before={MARK}",
+            [*no_aslr(), valgrind() or "valgrind", "--tool=callgrind", f"--dump-before={MARK}",
              f"--callgrind-out-file={out}", *command],
             env={**os.environ, "PYTHONHASHSEED": "0"},
             check=True, capture_output=True, timeout=CHILD_TIMEOUT_SECONDS,
@@ -247,13 +266,16 @@ def main() -> None:
         os.execv(args.python, [args.python, __file__, "-n", str(args.n)])
     if not valgrind():
         raise SystemExit("valgrind is not on PATH")
+    import async_counts
     import compile_stand_ins
-
-    import lazyconnection
+    import counts
 
     stand_ins_dir = os.path.dirname(compile_stand_ins.load_stand_ins().__file__)
-    compiled = lazyconnection.CLazyConnection is not None
-    print(table(measure(stand_ins_dir, args.n, compiled=compiled)), end="")
+    with counts.serving()("echo", "tcp") as address:  # for the pooled `async with`
+        sync, asynchronous = async_counts.measure(stand_ins_dir, tuple(address), args.n)
+    print(table(sync))
+    later = async_counts.later_with(sync)
+    print(async_counts.table(async_counts.figures(asynchronous, later)), end="")
 
 
 if __name__ == "__main__":

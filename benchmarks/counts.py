@@ -5,8 +5,9 @@ interpreter's row too. By hand, with lazyconnection and the `bench` extra instal
 
     python benchmarks/counts.py [--out benchmarks/results/versions]
 
-writes cpython-X.Y.Z.json there: callgrind's dispatch counts (real UDP socket and stand-in)
-and reuse counts, as the summary reads them.
+writes cpython-X.Y.Z.json there: callgrind's dispatch counts (real UDP socket and stand-in),
+the `async with` and first-`with` counts (async_counts.py) and reuse counts, as the summary
+reads them.
 """
 
 from __future__ import annotations
@@ -18,16 +19,15 @@ import os
 import pathlib
 import platform
 
+import async_counts
 import callgrind
 import compile_stand_ins
 import reuse
 
-import lazyconnection
-
 HERE = pathlib.Path(__file__).parent
 
 
-def _serving():
+def serving():
     """The test suite's loopback servers (tests/echo_server.py), loaded by path."""
     spec = importlib.util.spec_from_file_location(
         "echo_server", HERE.parent / "tests" / "echo_server.py"
@@ -44,9 +44,11 @@ def main() -> None:
     if not callgrind.valgrind():
         raise SystemExit("valgrind is not on PATH")
     stand_ins_dir = os.path.dirname(compile_stand_ins.load_stand_ins().__file__)
-    compiled = lazyconnection.CLazyConnection is not None
-    figures = callgrind.figures(callgrind.measure(stand_ins_dir, compiled=compiled))
-    with _serving()("echo", "tcp") as address:
+    with serving()("echo", "tcp") as address:
+        address = tuple(address)
+        sync, asynchronous = async_counts.measure(stand_ins_dir, address)
+        figures = callgrind.figures(sync)
+        figures += async_counts.figures(asynchronous, async_counts.later_with(sync))
         figures += reuse.figures(reuse.instructions(address))
     args.out.mkdir(parents=True, exist_ok=True)
     python = platform.python_version()

@@ -35,6 +35,11 @@ REUSE_COUNTED = "reuse: checkout+return (instructions, real TCP socket)"
 REUSE_TIMED = "reuse: checkout+return (timed, real TCP socket)"
 REUSE_END_TO_END = "reuse: 1-byte request and reply per `with` (end to end, tcp)"
 MEMORY = "memory"
+# Counted `async with`s (no pool, and a pool's checkout) and a context's first `with`.
+ASYNC_HELPER = "hand-written asyncio pool"
+ASYNC_COUNTED = "async dispatch (instructions, real UDP socket)"
+ASYNC_REUSE_COUNTED = "async reuse: checkout+return (instructions, real TCP socket)"
+FIRST_COUNTED = "a context's first `with` against later ones (instructions, real UDP socket)"
 HAPPY_EYEBALLS_DUAL = "happy eyeballs: dual-stack host, ::1 hanging (end to end)"
 HAPPY_EYEBALLS_FIRST = "happy eyeballs: two addresses, the first answers (end to end)"
 HAPPY_EYEBALLS_SINGLE = "happy eyeballs: one address, nothing to race (end to end)"
@@ -44,8 +49,9 @@ BOUNDED_TIMED = "bounded: checkout+return, limit not reached (timed, real TCP so
 BOUNDED_THREADS = "bounded: 16 threads, max_connections=4 (end to end, tcp)"
 BOUNDED_TASKS = "bounded: 64 asyncio tasks, max_connections=4 (end to end, tcp)"
 GROUPS = [
-    *(REAL, STAND_IN, TIMED, REAL_TIMED, ASYNC, NESTING, THREADS, TCP, UNIX),
+    *(REAL, STAND_IN, TIMED, REAL_TIMED, ASYNC_COUNTED, ASYNC, FIRST_COUNTED, NESTING),
+    *(THREADS, TCP, UNIX),
     *(HAPPY_EYEBALLS_DUAL, HAPPY_EYEBALLS_FIRST, HAPPY_EYEBALLS_SINGLE),
-    *(REUSE_COUNTED, REUSE_TIMED, REUSE_END_TO_END),
+    *(REUSE_COUNTED, ASYNC_REUSE_COUNTED, REUSE_TIMED, REUSE_END_TO_END),
     *(BOUNDED_COUNTED, BOUNDED_TIMED, BOUNDED_THREADS, BOUNDED_TASKS, MEMORY),
 ]

@@ -20,10 +20,14 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from names import (
     ASYNC,
+    ASYNC_COUNTED,
+    ASYNC_HELPER,
+    ASYNC_REUSE_COUNTED,
     BOUNDED_COUNTED,
     BOUNDED_TIMED,
     COMPILED,
     CREATE_CONNECTION,
+    FIRST_COUNTED,
     FLOOR,
     GROUPS,
     HAPPY_EYEBALLS_DUAL,
@@ -61,7 +65,7 @@ VERSIONS = HERE / "results" / "versions"
 CHARTS = ("dispatch", "reuse", "end-to-end", "versions")
 WIDTH = 100  # the terminal summary's widest line
 # What the table by CPython version shows: the counts, which a busy machine cannot move.
-COUNTED_GROUPS = (REAL, STAND_IN, REUSE_COUNTED)
+COUNTED_GROUPS = (REAL, STAND_IN, REUSE_COUNTED, ASYNC_COUNTED, ASYNC_REUSE_COUNTED, FIRST_COUNTED)
 
 Key = Tuple[str, str, str]
 RACED = "raced (delay 0.05 s)"
@@ -328,6 +332,15 @@ VERSION_COLUMNS = [
     ("compiled: instructions per `with` (real UDP)",
      (REAL, "overhead above the socket calls inline", COMPILED)),
     ("per checkout+return", (REUSE_COUNTED, "per checkout+return", COMPILED)),
+    ("async with: compiled / floor (≤ 1.5)", _ratio(ASYNC_COUNTED, FLOOR)),
+    ("async reuse: compiled / hand-written asyncio pool (≤ 0.6)",
+     _ratio(ASYNC_REUSE_COUNTED, ASYNC_HELPER)),
+    ("first / later `with`, compiled (≤ 2)", (FIRST_COUNTED, "first / later `with`", COMPILED)),
+    ("first / later `async with`, compiled (≤ 2)",
+     (FIRST_COUNTED, "first / later `async with`", COMPILED)),
+    ("first / later `with`, pure Python", (FIRST_COUNTED, "first / later `with`", PURE)),
+    ("first / later `async with`, pure Python",
+     (FIRST_COUNTED, "first / later `async with`", PURE)),
 ]  # fmt: skip
 
 

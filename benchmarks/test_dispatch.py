@@ -7,6 +7,7 @@ import subprocess
 import sys
 from socket import AF_INET, SOCK_DGRAM, SOCK_STREAM
 
+import async_counts
 import callgrind
 import compile_stand_ins
 import names
@@ -179,15 +180,22 @@ def test_dispatch_real_socket(benchmark, time_in_turn, real_rounds, candidate):
     time_in_turn(benchmark, real_rounds, candidate, "dispatch", "`with` (real UDP socket)")
 
 
-def test_instructions(settings, stand_ins, figures, progress):
-    """Not a timing: callgrind's instruction counts per `with`, exact where valgrind exists."""
+def test_instructions(settings, stand_ins, echo_address, figures, progress):
+    """Not a timing: callgrind's instruction counts per `with` and per `async with` (no pool,
+    pooled, a context's first), exact where valgrind exists."""
     if not settings.callgrind:
         pytest.skip(settings.no_callgrind_because)
-    compiled = lazyconnection.CLazyConnection is not None
-    with progress("callgrind, two processes: about 15 s"):
-        counts = callgrind.measure(os.path.dirname(stand_ins.__file__), compiled=compiled)
+    with progress("callgrind, three processes: about 45 s"):
+        counts, asynchronous = async_counts.measure(os.path.dirname(stand_ins.__file__),
+                                                    echo_address)  # fmt: skip
     figures.extend(callgrind.figures(counts))
     assert all(value > 0 for value in callgrind.overheads(counts).values())
+    new = async_counts.figures(asynchronous, async_counts.later_with(counts))
+    figures.extend(new)
+    by_key = {(f["group"], f["what"], f["of"]): f["value"] for f in new}
+    missing = [key for key in async_counts.expected() if key not in by_key]
+    assert missing == []
+    assert all(value > 0 for value in by_key.values()), by_key
 
 
 if __name__ == "__main__":  # a worker: python test_dispatch.py ROUNDS SECONDS

@@ -75,3 +75,23 @@ def test_stand_in_event_loop_connects_at_once(stand_ins):
         assert loop.run_until_complete(loop.sock_connect(sock, ("127.0.0.1", 9))) is None
     finally:
         loop.close()
+
+
+def test_hand_written_async_pool_reuses_a_live_socket_and_drops_a_closed_one(
+    echo_address, tcp_address
+):
+    async def twice(address):
+        pool = references.HandWrittenAsyncPool(address)
+        async with pool as first:
+            pass
+        await asyncio.sleep(0.05)  # the sink server has closed its end by now
+        async with pool as second:
+            assert pool.in_use == [second]
+        assert pool.idle == [second]
+        pool.close_idle()
+        return first, second
+
+    first, second = asyncio.run(twice(echo_address))
+    assert first is second  # held open by the echo server: reused
+    first, second = asyncio.run(twice(tcp_address))
+    assert first is not second and first.fileno() == -1  # closed by the peer: dropped
