@@ -110,6 +110,17 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session(python="3.11")
+def docs(session: nox.Session) -> None:
+    """The documentation site in docs/_build/html, warnings as errors, every page built afresh;
+    then docs/check_site.py: it names every constructor option and public member."""
+    # Pure Python: no compile to wait for, and the API reference documents PyLazyConnection.
+    session.install(".[docs]", env=FORCE_PURE)
+    html = "docs/_build/html"
+    session.run("sphinx-build", "-W", "--keep-going", "-E", "-b", "html", "docs", html)
+    session.run("python", "docs/check_site.py", html)
+
+
+@nox.session(python="3.11")
 def coverage(session: nox.Session) -> None:
     """Line coverage of both twins, the compiled kernel built with Cython line tracing.
 

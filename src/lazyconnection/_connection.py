@@ -34,6 +34,11 @@ class _LazyConnection(_Kernel):
 
     Nested blocks get independent sockets. Each thread, asyncio task and
     greenlet keeps its own stack of open sockets.
+
+    ``address``, ``family``, ``type`` and ``proto`` are what ``socket.socket()``
+    and ``connect()`` take; every other parameter is a keyword-only option,
+    checked at construction (a bad value raises ``TypeError`` or ``ValueError``
+    naming it). Construction does no I/O.
     """
 
     __slots__ = ()
@@ -169,26 +174,32 @@ class _LazyConnection(_Kernel):
 
     @property
     def address(self) -> Any:
+        """The address given, as checked (a path-like ``AF_UNIX`` path as its str or bytes)."""
         return self._settings.address
 
     @property
     def family(self) -> int:
+        """The address family, an ``AddressFamily`` where the socket module knows it."""
         return self._settings.family
 
     @property
     def type(self) -> int:
+        """The socket type, a ``SocketKind`` where the socket module knows it."""
         return self._settings.type
 
     @property
     def proto(self) -> int:
+        """The protocol number, as for ``socket.socket()``."""
         return self._settings.proto
 
     @property
     def max_depth(self) -> Optional[int]:
+        """How many sockets one caller may have open at once; ``None``: no limit."""
         return self._settings.max_depth
 
     @property
     def socket_factory(self) -> Callable[..., Any]:
+        """What makes each socket: ``socket.socket`` unless another was given."""
         return self._settings.socket_factory  # type: ignore[return-value]
 
     def __repr__(self) -> str:
