@@ -363,16 +363,54 @@ VERSION_COLUMNS = [
 ]  # fmt: skip
 
 
-def versions_table(versions: List[Dict[str, Any]]) -> List[str]:
+# The README's columns of that table, named with their targets: the targets by version.
+_HEADLINE_VERSION_NAMES = {
+    "compiled / floor": "`with`: compiled / floor (≤ 1.1)",
+    "reuse: compiled / better of redis-py, urllib3": "reuse: compiled / redis-py, urllib3 (≤ 0.1)",
+    "async with: compiled / floor (≤ 1.5)": "`async with`: compiled / floor (≤ 1.5)",
+    "async reuse: compiled / hand-written asyncio pool (≤ 0.6)":
+        "async reuse: compiled / hand-written pool (≤ 0.6)",
+    "first / later `with`, compiled (≤ 2)": "first / later `with` (≤ 2)",
+    "first / later `async with`, compiled (≤ 2)": "first / later `async with` (≤ 2)",
+}  # fmt: skip
+HEADLINE_VERSION_COLUMNS = [
+    (_HEADLINE_VERSION_NAMES[name], key)
+    for name, key in VERSION_COLUMNS
+    if name in _HEADLINE_VERSION_NAMES
+]
+
+
+def versions_table(
+    versions: List[Dict[str, Any]], columns: List[Tuple[str, Key]] = VERSION_COLUMNS
+) -> List[str]:
     """Counted figures by CPython version: one row per interpreter (nox -s counts)."""
     rows = []
     for version in sorted(versions, key=lambda v: [int(p) for p in v["python"].split(".")]):
         figures = {_key(f): f for f in version["figures"]}
         cells = [f"CPython {version['python']}"]
-        for _, key in VERSION_COLUMNS:
+        for _, key in columns:
             cells.append(_value(figures[key]) if key in figures else "-")
         rows.append(cells)
-    return _markdown(["interpreter", *(name for name, _ in VERSION_COLUMNS)], rows)
+    return _markdown(["interpreter", *(name for name, _ in columns)], rows)
+
+
+def _misses(versions: List[Dict[str, Any]], columns: List[Tuple[str, Key]]) -> List[str]:
+    """A sentence per column whose target some version misses, from the table's own figures."""
+    lines = []
+    for name, key in columns:
+        limit = re.search(r"\(≤ ([0-9.]+)\)", name)
+        if not limit:
+            continue
+        over = [
+            version["python"]
+            for version in versions
+            for figure in version["figures"]
+            if _key(figure) == key and round(figure["value"], 2) > float(limit.group(1))
+        ]
+        if over:
+            over.sort(key=lambda python: [int(part) for part in python.split(".")])
+            lines.append(f"- missed: {name.split(' (')[0]} on CPython {', '.join(over)}")
+    return lines or ["Every target above is met on every version counted."]
 
 
 def full(derived: Dict[str, Any]) -> str:
@@ -416,6 +454,10 @@ def headline(derived: Dict[str, Any]) -> str:
     ]
     lines = [_title(derived) + ".", "", *HEADLINE_LEGEND, ""]
     lines += _markdown(_HEADINGS, rows)
+    if derived["versions"]:
+        lines += ["", "Counted by CPython version (`nox -s counts`), against the targets:", ""]
+        lines += versions_table(derived["versions"], HEADLINE_VERSION_COLUMNS)
+        lines += ["", *_misses(derived["versions"], HEADLINE_VERSION_COLUMNS)]
     lines += [
         "",
         "![Dispatch: what one `with` and one `async with` add, timed and counted]"
