@@ -114,7 +114,7 @@ ROWS = [
     Row("dispatch, real UDP: compiled / recipe (stack)", _ratio(REAL, RECIPE_STACK),
         _ratio(REAL_TIMED, RECIPE_STACK), 0.6, counted_only=True),
     Row("dispatch, real UDP: compiled / floor", _ratio(REAL, FLOOR), _ratio(REAL_TIMED, FLOOR),
-        2.0, counted_only=True),
+        1.1, counted_only=True),
     Row("async with: compiled / pure Python", None, _ratio(ASYNC, PURE)),
     Row("async with: compiled / floor", None, _ratio(ASYNC, FLOOR)),
     Row("nesting, compiled: per pair, 1000 deep / 1", None,
