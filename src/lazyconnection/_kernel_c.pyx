@@ -25,8 +25,6 @@ cdef extern from "Python.h":
     ctypedef struct PyThreadState:
         PyObject *context
     PyThreadState *PyThreadState_Get()
-    # A tuple's item, borrowed: no reference counted.
-    PyObject *PyTuple_GET_ITEM(PyObject *tuple, Py_ssize_t index)
     # A dead weak reference points at None, so reading the referent needs no call.
     ctypedef struct PyWeakReference:
         PyObject *wr_object
@@ -286,12 +284,12 @@ cdef class Kernel:
         _exit(self, exc_type)
 
     def _reuse(self, Stack stack not None):
-        """Put an idle socket, made ready for `async with`, on the stack that _reserve gave;
-        return it, or None if none is usable."""
+        """Put an idle socket, made ready for `async with`, on the caller's stack (for
+        the Limit's `async with`); return it, or None if none is usable."""
         return _reuse(self, stack, False, self._idle)
 
     def _push(self, Stack stack not None, sock):
-        """Put a newly opened socket on the stack that _reserve gave."""
+        """Put a newly opened socket on the caller's stack (for the Limit)."""
         return _push(self, stack, sock)
 
     def _take_room(self):

@@ -335,12 +335,12 @@ class Kernel:
         self.__exit__(exc_type, exc, tb)
 
     def _reuse(self, stack: List[Any]) -> Any:
-        """Put an idle socket, made ready for `async with`, on the stack that _reserve gave;
-        return it, or None if none is usable."""
+        """Put an idle socket, made ready for `async with`, on the caller's stack (for
+        the Limit's `async with`); return it, or None if none is usable."""
         return self._reuse_for(stack, False)
 
     def _push(self, stack: List[Any], sock: Any) -> Any:
-        """Put a newly opened socket on the stack that _reserve gave."""
+        """Put a newly opened socket on the caller's stack (for the Limit)."""
         # Opening may have run code that entered this object too (an on_connect hook).
         if len(stack) >= self._depth_limit:
             sock.close()
