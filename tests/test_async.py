@@ -95,6 +95,60 @@ def test_async_exit_without_enter(LazyConnection, echo_address):
     asyncio.run(main())
 
 
+def test_async_exit_is_a_coroutine_that_runs_only_when_awaited(LazyConnection, echo_address):
+    conn = LazyConnection(echo_address)
+
+    async def main():
+        async with conn as sock:
+            exiting = conn.__aexit__(None, None, None)
+            assert asyncio.iscoroutine(exiting)
+            assert conn.connections == (sock,)  # nothing runs before the await
+            await exiting
+            assert conn.connections == () and sock.fileno() == -1
+            with pytest.raises(RuntimeError, match="cannot reuse already awaited"):
+                await exiting
+            await conn.__aenter__()  # for the block's own exit
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("ending", ["close", "throw", "send a value"])
+def test_an_async_exit_ended_before_it_starts_closes_nothing(LazyConnection, echo_address, ending):
+    conn = LazyConnection(echo_address)
+
+    async def main():
+        async with conn as sock:
+            exiting = conn.__aexit__(None, None, None)
+            if ending == "close":
+                exiting.close()
+            elif ending == "throw":
+                with pytest.raises(KeyError):
+                    exiting.throw(KeyError("thrown"))
+            else:
+                with pytest.raises(TypeError, match="non-None value"):
+                    exiting.send(1)
+                exiting.close()
+            assert conn.connections == (sock,) and sock.fileno() != -1
+        assert sock.fileno() == -1
+
+    asyncio.run(main())
+
+
+def test_an_async_exit_can_be_a_task_of_its_own(LazyConnection, echo_address):
+    conn = LazyConnection(echo_address)
+
+    async def main():
+        sock = await conn.__aenter__()
+        # A task's context is a copy of this one: its exit is from elsewhere, refused as ever.
+        with pytest.raises(RuntimeError, match="no open connection"):
+            await asyncio.create_task(conn.__aexit__(None, None, None))
+        assert conn.connections == (sock,)
+        await conn.__aexit__(None, None, None)
+        assert sock.fileno() == -1
+
+    asyncio.run(main())
+
+
 def test_async_body_exception_propagates_after_close(LazyConnection, echo_address):
     async def main():
         with pytest.raises(KeyError) as caught:

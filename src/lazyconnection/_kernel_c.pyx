@@ -75,6 +75,52 @@ cdef class Stack(list):
     cdef Caller caller
 
 
+cdef class Kernel
+
+
+@cython.final
+@cython.freelist(8)
+cdef class Exiting:
+    """What __aexit__ returns: a coroutine that never waits, run as _exit when awaited.
+
+    The pure twin's __aexit__ is an `async def`; a Cython one would cost, from 3.12, a wrapper
+    and a StopIteration on every await (the interpreter's fast path is for its own coroutines).
+    This one is a coroutine as asyncio and collections.abc.Coroutine see it: send, throw, close.
+    """
+
+    cdef Kernel kernel  # None once run or closed
+    cdef object exc_type
+
+    def __await__(self):
+        return self
+
+    def __next__(self):
+        _exit(_start(self), self.exc_type)
+        raise StopIteration  # with no value: made by no exception object at all
+
+    def send(self, value):
+        if value is not None:
+            raise TypeError("can't send non-None value to a just-started coroutine")
+        _exit(_start(self), self.exc_type)
+        raise StopIteration
+
+    def throw(self, error, value=None, traceback=None):
+        """Raised in before the exit began, as in a coroutine not yet started: it never runs."""
+        self.kernel = None
+        raise error if value is None else value
+
+    def close(self):
+        self.kernel = None
+
+
+cdef inline Kernel _start(Exiting exiting):
+    cdef Kernel kernel = exiting.kernel
+    if kernel is None:
+        raise RuntimeError("cannot reuse already awaited __aexit__()")
+    exiting.kernel = None
+    return kernel
+
+
 # The time of connect of every socket of a pool without max_lifetime: never read.
 cdef object _UNTIMED = 0.0
 # Called on every reuse of a socket in a blocking `with` without a timeout option.
@@ -280,8 +326,11 @@ cdef class Kernel:
             sock = await self._open_async()  # connected, or closed before its error left
         return _push(self, stack, sock)
 
-    async def __aexit__(self, exc_type, exc, tb):
-        _exit(self, exc_type)
+    def __aexit__(self, exc_type, exc, tb, /):
+        cdef Exiting exiting = Exiting.__new__(Exiting)
+        exiting.kernel = self
+        exiting.exc_type = exc_type
+        return exiting
 
     def _reuse(self, Stack stack not None):
         """Put an idle socket, made ready for `async with`, on the caller's stack (for
