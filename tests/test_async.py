@@ -134,6 +134,52 @@ def test_an_async_exit_ended_before_it_starts_closes_nothing(LazyConnection, ech
     asyncio.run(main())
 
 
+@pytest.mark.parametrize("pool_size", [0, 2])
+def test_async_enter_is_a_coroutine_that_runs_only_when_awaited(
+    LazyConnection, echo_address, pool_size
+):
+    conn = LazyConnection(echo_address, pool_size=pool_size)
+
+    async def main():
+        async with conn as idle:
+            pass
+        entering = conn.__aenter__()
+        assert asyncio.iscoroutine(entering)
+        assert conn.connections == ()  # nothing runs before the await
+        sock = await entering
+        assert conn.connections == (sock,)
+        assert (sock is idle) == bool(pool_size)
+        with pytest.raises(RuntimeError, match="cannot reuse already awaited"):
+            await entering
+        await conn.__aexit__(None, None, None)
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("ending", ["close", "throw", "send a value"])
+def test_an_async_enter_ended_before_it_starts_takes_nothing(LazyConnection, echo_address, ending):
+    conn = LazyConnection(echo_address, pool_size=1)
+
+    async def main():
+        async with conn as idle:
+            pass
+        entering = conn.__aenter__()
+        if ending == "close":
+            entering.close()
+        elif ending == "throw":
+            with pytest.raises(KeyError):
+                entering.throw(KeyError("thrown"))
+        else:
+            with pytest.raises(TypeError, match="non-None value"):
+                entering.send(1)
+            entering.close()
+        assert conn.connections == () and conn.stats()["idle"] == 1
+        async with conn as sock:
+            assert sock is idle
+
+    asyncio.run(main())
+
+
 def test_an_async_exit_can_be_a_task_of_its_own(LazyConnection, echo_address):
     conn = LazyConnection(echo_address)
 
@@ -161,8 +207,12 @@ def test_async_body_exception_propagates_after_close(LazyConnection, echo_addres
     assert error.args == ("body",)
 
 
-def test_cancelled_connect_leaves_nothing_open(LazyConnection, full_backlog_address, no_leaks):
-    conn = LazyConnection(full_backlog_address)
+# With a pool and nothing idle, the compiled enter goes on as its opening coroutine.
+@pytest.mark.parametrize("pool_size", [0, 2])
+def test_cancelled_connect_leaves_nothing_open(
+    LazyConnection, full_backlog_address, no_leaks, pool_size
+):
+    conn = LazyConnection(full_backlog_address, pool_size=pool_size)
     chance = random.Random(1)
 
     async def connect():

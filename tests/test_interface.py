@@ -34,6 +34,7 @@ def test_the_kernels_offer_the_same_methods(compiled_class):
         "__exit__",
         "__aenter__",
         "__aexit__",
+        "_enter_async",
         "_set_async",
         "_reuse",
         "_push",

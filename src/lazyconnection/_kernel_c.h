@@ -325,4 +325,15 @@ static int lazyconnection_ensure_timeout_or_close(PyObject *sock, PyObject *time
 }
 
 
+/* StopIteration(value) set as the error, the way a coroutine's return sets it, for a
+   __next__ to leave with: its caller (the interpreter's await) takes the value from it. */
+static int lazyconnection_stop_with(PyObject *value) {
+    PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, value);
+    if (stop == NULL) return -1;
+    Py_INCREF(PyExc_StopIteration);
+    PyErr_Restore(PyExc_StopIteration, stop, NULL);
+    return 0;
+}
+
+
 #endif

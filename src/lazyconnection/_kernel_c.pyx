@@ -46,6 +46,8 @@ cdef extern from "_kernel_c.h":
     bint lazyconnection_unusable(object sock)
     bint lazyconnection_is_open(object sock)
     int lazyconnection_ensure_timeout_or_close(object sock, object timeout) except -1
+    # StopIteration(value) set as the error, as a coroutine's return sets it.
+    int lazyconnection_stop_with(object value) except -1
     double lazyconnection_now()
     # Reads a socket's descriptor and timeout from its fields once they are found in place.
     int lazyconnection_check_layout(object probe, int family, int type, long long ns) except -1
@@ -119,6 +121,75 @@ cdef inline Kernel _start(Exiting exiting):
         raise RuntimeError("cannot reuse already awaited __aexit__()")
     exiting.kernel = None
     return kernel
+
+
+@cython.final
+@cython.freelist(8)
+cdef class Entering:
+    """What __aenter__ returns with a pool and no max_connections: awaited, it takes an idle
+    socket with no coroutine made, as Exiting runs the exit; with none usable it goes on as
+    the kernel's opening coroutine (_enter_async), which it passes send, throw and close to.
+    """
+
+    cdef Kernel kernel  # None once started
+    cdef object opening  # the coroutine it went on as, or None
+
+    def __await__(self):
+        return self
+
+    def __next__(self):
+        if self.opening is None:
+            sock = _reuse_or_go_on(self)
+            if sock is not None:
+                lazyconnection_stop_with(sock)
+                raise StopIteration  # leaves with the StopIteration just set: no traceback made
+        return self.opening.send(None)
+
+    def send(self, value):
+        if self.opening is None:
+            if value is not None:
+                raise TypeError("can't send non-None value to a just-started coroutine")
+            sock = _reuse_or_go_on(self)
+            if sock is not None:
+                raise StopIteration(sock)  # a raise only in __next__ is a bare return
+        return self.opening.send(value)
+
+    def throw(self, error, value=None, traceback=None):
+        if self.opening is None:  # raised in before it began, as in a coroutine not yet started
+            self.kernel = None
+            raise error if value is None else value
+        return self.opening.throw(error if value is None else value)
+
+    def close(self):
+        self.kernel = None
+        if self.opening is not None:
+            self.opening.close()
+
+
+cdef object _reuse_or_go_on(Entering entering):
+    """Entering's start: an idle socket put on the caller's stack, or None, with none usable,
+    once the opening coroutine it goes on as is made."""
+    cdef Kernel kernel = entering.kernel
+    if kernel is None:
+        raise RuntimeError("cannot reuse already awaited __aenter__()")
+    entering.kernel = None
+    loop = _running_loop(kernel)
+    cdef Stack stack = _reserve_stack(kernel)
+    sock = _reuse(kernel, stack, False, kernel._idle)
+    if sock is not None:
+        return sock
+    entering.opening = kernel._enter_async(stack, loop)
+    return None
+
+
+cdef object _running_loop(Kernel self):
+    """The running asyncio loop, once `async with`'s refusals are passed, in their order."""
+    loop = _get_running_loop()
+    if loop is None:
+        raise RuntimeError(NO_EVENT_LOOP)
+    if self._async_refusal is not None:
+        raise NotImplementedError(self._async_refusal)
+    return loop
 
 
 # The time of connect of every socket of a pool without max_lifetime: never read.
@@ -291,25 +362,28 @@ cdef class Kernel:
     def __exit__(self, exc_type, exc, tb, /):
         _exit(self, exc_type)
 
-    async def __aenter__(self):
-        loop = _get_running_loop()
-        if loop is None:
-            raise RuntimeError(NO_EVENT_LOOP)
-        if self._async_refusal is not None:
-            raise NotImplementedError(self._async_refusal)
-        stack = _reserve_stack(self)
-        if self._max_connections:
-            depth = len(stack)
-            try:
-                return await self._limit.enter_async(stack, self._open_async)
-            except BaseException as error:  # pushed, then interrupted before the block began
-                if len(stack) > depth:  # the Limit's Python code ran after the push
-                    _exit(self, type(error))
-                raise
-        if self._pool_size:
-            sock = _reuse(self, stack, False, self._idle)
-            if sock is not None:
-                return sock
+    def __aenter__(self):
+        cdef Entering entering
+        if self._pool_size and not self._max_connections:
+            entering = Entering.__new__(Entering)
+            entering.kernel = self
+            return entering
+        return self._enter_async()
+
+    async def _enter_async(self, Stack stack=None, loop=None):
+        """`async with` beyond the reuse of an idle socket; Entering goes on as this, with the
+        stack and loop its own start found."""
+        if stack is None:
+            loop = _running_loop(self)
+            stack = _reserve_stack(self)
+            if self._max_connections:
+                depth = len(stack)
+                try:
+                    return await self._limit.enter_async(stack, self._open_async)
+                except BaseException as error:  # pushed, then interrupted before the block began
+                    if len(stack) > depth:  # the Limit's Python code ran after the push
+                        _exit(self, type(error))
+                    raise
         if self._open is None:
             sock = lazyconnection_call_args(self._factory, self._factory_args)
             try:  # a cancellation too: nothing is left open
