@@ -4,6 +4,7 @@
 #define LAZYCONNECTION_KERNEL_C_H
 
 #include <Python.h>
+#include <structmember.h>  /* PyMemberDef, before 3.12 */
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
@@ -154,6 +155,28 @@ typedef struct {
    a subclass may override fileno() or gettimeout(), which are then called. */
 static PyTypeObject *lazyconnection_socket_type = NULL;
 
+/* socket.socket's _closed and _io_refs are slots: member descriptors that read an object
+   pointer at an offset. Found on the checked type, they are read there as the descriptor
+   reads them, while the type's version tag says that nothing on it has changed since. */
+#ifndef Py_T_OBJECT_EX
+#define Py_T_OBJECT_EX 16  /* structmember.h's T_OBJECT_EX, before 3.12 */
+#endif
+static Py_ssize_t lazyconnection_closed_offset = -1, lazyconnection_files_offset = -1;
+static unsigned int lazyconnection_members_version = 0;
+
+static Py_ssize_t lazyconnection_member_offset(PyTypeObject *type, const char *name) {
+    PyObject *key = PyUnicode_InternFromString(name);
+    if (key == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    PyObject *found = _PyType_Lookup(type, key);  /* borrowed */
+    Py_DECREF(key);
+    if (found == NULL || !Py_IS_TYPE(found, &PyMemberDescr_Type)) return -1;
+    PyMemberDef *member = ((PyMemberDescrObject *)found)->d_member;
+    return member->type == Py_T_OBJECT_EX ? member->offset : -1;
+}
+
 /* Whether `probe` (a new socket.socket of the given family and type, its timeout set to
    `timeout_ns`) has its fields where the layout says; if so, use the layout from now on. */
 static int lazyconnection_check_layout(
@@ -169,6 +192,9 @@ static int lazyconnection_check_layout(
             && fields->sock_fd == fd && fields->sock_family == family
             && fields->sock_type == type && fields->sock_timeout == timeout_ns) {
         lazyconnection_socket_type = Py_TYPE(probe);
+        lazyconnection_closed_offset = lazyconnection_member_offset(Py_TYPE(probe), "_closed");
+        lazyconnection_files_offset = lazyconnection_member_offset(Py_TYPE(probe), "_io_refs");
+        lazyconnection_members_version = Py_TYPE(probe)->tp_version_tag;
     }
     return 0;
 }
@@ -245,6 +271,17 @@ static int lazyconnection_flag(PyObject *sock, PyObject **name, const char *text
 static int lazyconnection_is_open(PyObject *sock) {
     static PyObject *closed_name = NULL, *files_name = NULL;
     if (lazyconnection_fileno(sock) < 0) return 0;
+    PyTypeObject *type = Py_TYPE(sock);
+    if (type == lazyconnection_socket_type && lazyconnection_closed_offset >= 0
+            && lazyconnection_files_offset >= 0 && lazyconnection_valid_tag(type)
+            && type->tp_version_tag == lazyconnection_members_version) {
+        PyObject *closed = *(PyObject **)((char *)sock + lazyconnection_closed_offset);
+        PyObject *files = *(PyObject **)((char *)sock + lazyconnection_files_offset);
+        if (closed == Py_True) return 0;
+        if (closed == Py_False && files != NULL && PyLong_CheckExact(files)) {
+            return PyObject_IsTrue(files) == 0;
+        }
+    }  /* anything else as the attributes say when asked */
     int closed = lazyconnection_flag(sock, &closed_name, "_closed");
     if (closed == -1) return 1;  /* not a socket.socket */
     if (closed != 0) return 0;

@@ -13,7 +13,7 @@ import socket
 
 from ._opening import NO_EVENT_LOOP, connect_async
 from ._registry import ALREADY_CONNECTED, NO_OPEN_CONNECTION, stack_elsewhere
-from ._settings import DEFAULT_TIMEOUT
+from ._settings import DEFAULT_TIMEOUT as _DEFAULT
 
 
 cdef extern from "pythread.h":
@@ -196,6 +196,8 @@ cdef object _running_loop(Kernel self):
 cdef object _UNTIMED = 0.0
 # Called on every reuse of a socket in a blocking `with` without a timeout option.
 cdef object _getdefaulttimeout = socket.getdefaulttimeout
+# The timeout option's default, read as a C variable: a module global is a dict lookup.
+cdef object DEFAULT_TIMEOUT = _DEFAULT
 
 
 cdef _check_socket_layout():
