@@ -26,7 +26,7 @@ def test_the_kernels_offer_the_same_methods(compiled_class):
     # The compiled kernel's own helpers are C functions (cdef), invisible from Python.
     helpers = {"_own_stack", "_reserve_stack", "_reuse_for", "_expired", "_usable"}
     helpers |= {"_unlend", "_kept", "_tls_check"}
-    helpers |= {"_enter_limited", "_return_limited", "_close_discarded"}
+    helpers |= {"_enter_limited", "_return_limited", "_close_discarded", "_open_blocking"}
     pure = _methods(_kernel_py.Kernel) - helpers
     assert _methods(_kernel_of(compiled_class)) == pure
     assert pure == {

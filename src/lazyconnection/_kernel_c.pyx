@@ -354,12 +354,7 @@ cdef class Kernel:
             sock = _reuse(self, stack, True, self._idle)
             if sock is not None:
                 return sock
-        if self._open is None:
-            sock = lazyconnection_call_args(self._factory, self._factory_args)
-            lazyconnection_connect_or_close(sock, self._address)
-        else:
-            sock = self._open()  # connected, or closed before its error left
-        return _push(self, stack, sock)
+        return _push(self, stack, _open_blocking(self))
 
     def __exit__(self, exc_type, exc, tb, /):
         _exit(self, exc_type)
@@ -555,14 +550,18 @@ cdef object _enter_limited(Kernel self, Stack stack):
     return self._limit.enter_blocking(stack)
 
 
+cdef inline object _open_blocking(Kernel self):
+    """A connected socket for a blocking `with`, closed before an error leaves."""
+    if self._open is not None:
+        return self._open()
+    sock = lazyconnection_call_args(self._factory, self._factory_args)
+    lazyconnection_connect_or_close(sock, self._address)
+    return sock
+
+
 cdef object _open_reserved(Kernel self, Stack stack):
     try:
-        if self._open is None:
-            sock = lazyconnection_call_args(self._factory, self._factory_args)
-            lazyconnection_connect_or_close(sock, self._address)
-        else:
-            sock = self._open()
-        return _push(self, stack, sock)
+        return _push(self, stack, _open_blocking(self))
     except BaseException:
         _release(self)
         raise

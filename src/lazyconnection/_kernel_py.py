@@ -261,16 +261,7 @@ class Kernel:
             sock = self._reuse_for(stack, True)
             if sock is not None:
                 return sock  # type: ignore[no-any-return]
-        if self._open is None:
-            sock = self._factory(self._family, self._type, self._proto)
-            try:
-                sock.connect(self._address)
-            except BaseException:
-                sock.close()
-                raise
-        else:
-            sock = self._open()  # connected, or closed before its error left
-        return self._push(stack, sock)  # type: ignore[no-any-return]
+        return self._push(stack, self._open_blocking())  # type: ignore[no-any-return]
 
     def __exit__(
         self,
@@ -372,19 +363,22 @@ class Kernel:
                 return self._open_reserved(stack)
         return self._limit.enter_blocking(stack)
 
+    def _open_blocking(self) -> Any:
+        """A connected socket for a blocking `with`, closed before an error leaves."""
+        if self._open is not None:
+            return self._open()
+        sock = self._factory(self._family, self._type, self._proto)
+        try:
+            sock.connect(self._address)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
     def _open_reserved(self, stack: List[Any]) -> Any:
         """Open a socket in a room taken for it; a failure gives the room back."""
         try:
-            if self._open is None:
-                sock = self._factory(self._family, self._type, self._proto)
-                try:
-                    sock.connect(self._address)
-                except BaseException:
-                    sock.close()
-                    raise
-            else:
-                sock = self._open()
-            return self._push(stack, sock)
+            return self._push(stack, self._open_blocking())
         except BaseException:
             self._release()
             raise
