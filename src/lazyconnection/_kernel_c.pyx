@@ -10,6 +10,7 @@ from cpython.weakref cimport PyWeakref_NewRef
 from asyncio import _get_running_loop
 from contextvars import ContextVar
 import socket
+from warnings import warn
 
 from ._opening import NO_EVENT_LOOP, connect_async
 from ._registry import ALREADY_CONNECTED, NO_OPEN_CONNECTION, stack_elsewhere
@@ -93,6 +94,10 @@ cdef class Exiting:
     cdef Kernel kernel  # None once run or closed
     cdef object exc_type
 
+    def __dealloc__(self):
+        if self.kernel is not None:
+            _never_awaited("__aexit__")
+
     def __await__(self):
         return self
 
@@ -109,10 +114,28 @@ cdef class Exiting:
     def throw(self, error, value=None, traceback=None):
         """Raised in before the exit began, as in a coroutine not yet started: it never runs."""
         self.kernel = None
-        raise error if value is None else value
+        raise _thrown(error, value, traceback)
 
     def close(self):
         self.kernel = None
+
+
+cdef _never_awaited(str method):
+    # As the interpreter warns of a coroutine dropped unawaited: nothing of it has run.
+    warn(f"coroutine 'Kernel.{method}' was never awaited", RuntimeWarning)
+
+
+cdef object _thrown(error, value, traceback):
+    """The exception a coroutine's throw(error, value, traceback) raises in it."""
+    if isinstance(error, BaseException):
+        exception = error
+    elif isinstance(value, error):
+        exception = value
+    elif value is None:
+        exception = error()
+    else:
+        exception = error(*value) if isinstance(value, tuple) else error(value)
+    return exception if traceback is None else exception.with_traceback(traceback)
 
 
 cdef inline Kernel _start(Exiting exiting):
@@ -133,6 +156,10 @@ cdef class Entering:
 
     cdef Kernel kernel  # None once started
     cdef object opening  # the coroutine it went on as, or None
+
+    def __dealloc__(self):
+        if self.kernel is not None:
+            _never_awaited("__aenter__")
 
     def __await__(self):
         return self
@@ -157,8 +184,8 @@ cdef class Entering:
     def throw(self, error, value=None, traceback=None):
         if self.opening is None:  # raised in before it began, as in a coroutine not yet started
             self.kernel = None
-            raise error if value is None else value
-        return self.opening.throw(error if value is None else value)
+            raise _thrown(error, value, traceback)
+        return self.opening.throw(_thrown(error, value, traceback))
 
     def close(self):
         self.kernel = None
@@ -359,6 +386,7 @@ cdef class Kernel:
     def __exit__(self, exc_type, exc, tb, /):
         _exit(self, exc_type)
 
+    @cython.binding(True)  # a function object, which _mark_coroutine_functions can mark
     def __aenter__(self):
         cdef Entering entering
         if self._pool_size and not self._max_connections:
@@ -381,6 +409,10 @@ cdef class Kernel:
                     if len(stack) > depth:  # the Limit's Python code ran after the push
                         _exit(self, type(error))
                     raise
+            if self._pool_size:  # not from __aenter__, which reuses through Entering
+                sock = _reuse(self, stack, False, self._idle)
+                if sock is not None:
+                    return sock
         if self._open is None:
             sock = lazyconnection_call_args(self._factory, self._factory_args)
             try:  # a cancellation too: nothing is left open
@@ -397,7 +429,8 @@ cdef class Kernel:
             sock = await self._open_async()  # connected, or closed before its error left
         return _push(self, stack, sock)
 
-    def __aexit__(self, exc_type, exc, tb, /):
+    @cython.binding(True)
+    def __aexit__(self, exc_type, exc, tb, /):  # as __exit__: positional, in both twins
         cdef Exiting exiting = Exiting.__new__(Exiting)
         exiting.kernel = self
         exiting.exc_type = exc_type
@@ -448,6 +481,19 @@ cdef class Kernel:
     def _stack(self):
         """The caller's stack, or None: read, never changed, by the public class."""
         return _own_stack(self, False)
+
+
+def _mark_coroutine_functions():
+    """inspect.iscoroutinefunction(__aenter__ and __aexit__) is True, as for the pure twin's
+    `async def`s, where inspect reads a mark (3.12+): unittest's enterAsyncContext awaits
+    only what it says. Before 3.12 it reads only code flags, which these cannot have."""
+    import inspect
+    if hasattr(inspect, "markcoroutinefunction"):
+        inspect.markcoroutinefunction(Kernel.__aenter__)
+        inspect.markcoroutinefunction(Kernel.__aexit__)
+
+
+_mark_coroutine_functions()
 
 
 # Functions rather than methods of Kernel, so that the C compiler can inline them.
