@@ -393,7 +393,7 @@ cdef class Kernel:
             entering = Entering.__new__(Entering)
             entering.kernel = self
             return entering
-        return self._enter_async()
+        return _enter_async(self)
 
     async def _enter_async(self, Stack stack=None, loop=None):
         """`async with` beyond the reuse of an idle socket; Entering goes on as this, with the
@@ -481,6 +481,10 @@ cdef class Kernel:
     def _stack(self):
         """The caller's stack, or None: read, never changed, by the public class."""
         return _own_stack(self, False)
+
+
+# Kernel._enter_async as it is, called with the kernel: no bound method made on each call.
+cdef object _enter_async = Kernel._enter_async
 
 
 def _mark_coroutine_functions():
