@@ -263,6 +263,13 @@ def entered(request: pytest.FixtureRequest) -> Any:
     return run
 
 
+def counted(**counts: int) -> dict[str, int]:
+    """What `conn.stats()` says with these counts and every other one zero."""
+    names = ("opened", "reused", "discarded", "idle", "in_use", "waited")
+    assert set(counts) <= set(names), counts
+    return {name: counts.get(name, 0) for name in names}
+
+
 def open_fds() -> int:
     """How many file descriptors this process has open."""
     return len(os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"))

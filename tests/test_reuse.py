@@ -17,6 +17,7 @@ import time
 import warnings
 
 import pytest
+from conftest import counted
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -37,14 +38,7 @@ def test_sequential_blocks_reuse_one_socket(LazyConnection, echo_address, echo, 
         with conn as second:
             assert second is first
             assert echo(second, b"two") == b"two"
-        assert conn.stats() == {
-            "opened": 1,
-            "reused": 1,
-            "discarded": 0,
-            "idle": 1,
-            "in_use": 0,
-            "waited": 0,
-        }
+        assert conn.stats() == counted(opened=1, reused=1, idle=1)
         assert conn.close_idle() == 1
         assert first.fileno() == -1
 
@@ -57,14 +51,7 @@ def test_the_default_keeps_nothing(LazyConnection, echo_address, no_leaks):
         assert first.fileno() == -1
         with conn as second:
             assert second is not first
-        assert conn.stats() == {
-            "opened": 2,
-            "reused": 0,
-            "discarded": 0,
-            "idle": 0,
-            "in_use": 0,
-            "waited": 0,
-        }
+        assert conn.stats() == counted(opened=2)
         assert conn.close_idle() == 0
 
 
@@ -137,15 +124,7 @@ def test_sockets_the_server_closed_are_discarded_not_handed_out(
             with conn as sock:
                 assert echo(sock, b"ping") == b"ping"  # any error fails the test
             _wait_readable(sock)
-        stats = conn.stats()
-        assert stats == {
-            "opened": cycles,
-            "reused": 0,
-            "discarded": cycles - 1,
-            "idle": 1,
-            "in_use": 0,
-            "waited": 0,
-        }
+        assert conn.stats() == counted(opened=cycles, discarded=cycles - 1, idle=1)
         conn.close_idle()
 
 
@@ -201,14 +180,7 @@ def test_a_socket_past_max_lifetime_in_use_is_closed_at_exit(
         with conn as sock:
             time.sleep(0.1)
         assert sock.fileno() == -1
-        assert conn.stats() == {
-            "opened": 1,
-            "reused": 0,
-            "discarded": 1,
-            "idle": 0,
-            "in_use": 0,
-            "waited": 0,
-        }
+        assert conn.stats() == counted(opened=1, discarded=1)
 
 
 def test_max_lifetime_counts_from_the_connect_not_from_the_last_use(
@@ -376,14 +348,7 @@ def test_tls_sockets_are_reused(LazyConnection, tls_address, trusting_context, e
         with conn as second:
             assert second is first
             assert echo(second, b"tls") == b"tls"
-        assert conn.stats() == {
-            "opened": 1,
-            "reused": 1,
-            "discarded": 0,
-            "idle": 1,
-            "in_use": 0,
-            "waited": 0,
-        }
+        assert conn.stats() == counted(opened=1, reused=1, idle=1)
         conn.close_idle()
 
 
@@ -549,14 +514,7 @@ def test_good_pool_settings_read_back_as_given(
     options = conn.options
     assert options["pool_size"] == pool_size
     assert options["idle_timeout"] == idle_timeout and options["max_lifetime"] == max_lifetime
-    assert conn.stats() == {
-        "opened": 0,
-        "reused": 0,
-        "discarded": 0,
-        "idle": 0,
-        "in_use": 0,
-        "waited": 0,
-    }
+    assert conn.stats() == counted()
     assert ("idle=0" in repr(conn)) == (pool_size > 0)
 
 
@@ -624,14 +582,7 @@ def test_a_socket_past_max_lifetime_counts_as_discarded_when_the_pool_is_full(
             with conn:  # young: kept, and the pool is full
                 pass
         assert old.fileno() == -1
-        assert conn.stats() == {
-            "opened": 2,
-            "reused": 0,
-            "discarded": 1,
-            "idle": 1,
-            "in_use": 0,
-            "waited": 0,
-        }
+        assert conn.stats() == counted(opened=2, discarded=1, idle=1)
         conn.close_idle()
 
 
@@ -843,8 +794,8 @@ def test_signals_during_the_liveness_check_discard_no_healthy_socket(
         signal.setitimer(signal.ITIMER_REAL, 0.001, 0.001)  # as a sampling profiler does
         try:
             deadline = time.monotonic() + 2.0
-            for _ in range(200_000):
-                if time.monotonic() > deadline:
+            for _ in range(2_000_000):  # until enough signals came: the compiled twin is quick
+                if len(signals) > 200 or time.monotonic() > deadline:
                     break
                 with conn:
                     pass
