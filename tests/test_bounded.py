@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import contextlib
 import copy
 import os
 import pickle
@@ -28,6 +29,28 @@ def _wait_until(condition, what: str) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"never happened: {what}"
         time.sleep(0.001)
+
+
+@contextlib.contextmanager
+def _held_in_a_thread(conn):
+    """conn entered in a thread of its own, held until the block ends or the event it gives
+    is set."""
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with conn:
+            held.set()
+            release.wait(WAIT_SECONDS)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    held.wait(WAIT_SECONDS)
+    try:
+        yield release
+    finally:
+        release.set()
+        thread.join(WAIT_SECONDS)
 
 
 @pytest.fixture
@@ -346,25 +369,11 @@ def test_a_timeout_raises_pool_timeout_and_leaks_nothing(
 ):
     with no_leaks():
         conn = LazyConnection(echo_address, max_connections=2, wait_timeout=wait_timeout)
-        release = threading.Event()
-        holding = threading.Barrier(3)
-
-        def hold() -> None:
-            with conn:
-                holding.wait(WAIT_SECONDS)
-                release.wait(WAIT_SECONDS)
-
-        holders = [threading.Thread(target=hold) for _ in range(2)]
-        for holder in holders:
-            holder.start()
-        holding.wait(WAIT_SECONDS)
-        started = time.monotonic()
-        with pytest.raises(lazyconnection.PoolTimeout) as raised:
-            entered(conn)
-        waited = time.monotonic() - started
-        release.set()
-        for holder in holders:
-            holder.join(WAIT_SECONDS)
+        with _held_in_a_thread(conn), _held_in_a_thread(conn):
+            started = time.monotonic()
+            with pytest.raises(lazyconnection.PoolTimeout) as raised:
+                entered(conn)
+            waited = time.monotonic() - started
         assert isinstance(raised.value, TimeoutError)
         assert "max_connections=2" in str(raised.value) and "wait_timeout" in str(raised.value)
         assert wait_timeout <= waited < wait_timeout + 2.0
@@ -451,24 +460,14 @@ def test_a_thread_returning_a_socket_wakes_an_asyncio_waiter(
 ):
     with no_leaks():
         conn = LazyConnection(echo_address, max_connections=1, wait_timeout=WAIT_SECONDS)
-        held = threading.Event()
-        release = threading.Event()
-
-        def hold() -> None:
-            with conn:
-                held.set()
-                release.wait(WAIT_SECONDS)
 
         async def main() -> bool:
             async with conn:
                 return True
 
-        thread = threading.Thread(target=hold)
-        thread.start()
-        held.wait(WAIT_SECONDS)
-        threading.Timer(0.2, release.set).start()
-        assert asyncio.run(main())
-        thread.join(WAIT_SECONDS)
+        with _held_in_a_thread(conn) as release:
+            threading.Timer(0.2, release.set).start()
+            assert asyncio.run(main())
         assert conn.stats()["waited"] == 1
         room_left(conn, 1)
 
@@ -613,31 +612,19 @@ def test_a_loop_closed_with_a_waiter_queued_passes_its_grant_on(
 ):
     with no_leaks():
         conn = LazyConnection(echo_address, max_connections=1)
-        held = threading.Event()
-        release = threading.Event()
-
-        def hold() -> None:
-            with conn:
-                held.set()
-                release.wait(WAIT_SECONDS)
-
-        thread = threading.Thread(target=hold)
-        thread.start()
-        held.wait(WAIT_SECONDS)
-        loop = asyncio.new_event_loop()
 
         async def enter() -> None:
             async with conn:
                 pass
 
-        task = loop.create_task(enter())
-        loop.run_until_complete(asyncio.sleep(0.05))  # the task is queued
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "Task was destroyed but it is pending"
-            loop.close()
-            del task
-        release.set()
-        thread.join(WAIT_SECONDS)
+        with _held_in_a_thread(conn):
+            loop = asyncio.new_event_loop()
+            task = loop.create_task(enter())
+            loop.run_until_complete(asyncio.sleep(0.05))  # the task is queued
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "Task was destroyed but it is pending"
+                loop.close()
+                del task
         room_left(conn, 1)
 
 
@@ -648,29 +635,17 @@ def test_an_interrupt_while_waiting_leaves_no_reservation(
         pytest.skip("interrupt_main() reaches the main thread only")
     with no_leaks():
         conn = LazyConnection(echo_address, max_connections=1)
-        held = threading.Event()
-        release = threading.Event()
+        with _held_in_a_thread(conn):
+            waited = conn.stats()["waited"]
 
-        def hold() -> None:
-            with conn:
-                held.set()
-                release.wait(WAIT_SECONDS)
+            def interrupt() -> None:
+                _wait_until(lambda: conn.stats()["waited"] > waited, "the main thread waits")
+                _thread.interrupt_main()
 
-        thread = threading.Thread(target=hold)
-        thread.start()
-        held.wait(WAIT_SECONDS)
-        waited = conn.stats()["waited"]
-
-        def interrupt() -> None:
-            _wait_until(lambda: conn.stats()["waited"] > waited, "the main thread waits")
-            _thread.interrupt_main()
-
-        threading.Thread(target=interrupt).start()
-        with pytest.raises(KeyboardInterrupt):
-            with conn:
-                pass
-        release.set()
-        thread.join(WAIT_SECONDS)
+            threading.Thread(target=interrupt).start()
+            with pytest.raises(KeyboardInterrupt):
+                with conn:
+                    pass
         room_left(conn, 1)
 
 
