@@ -162,6 +162,9 @@ cdef class Entering:
             _never_awaited("__aenter__")
 
     def __await__(self):
+        # A second task may not drive the opening the first awaits, as a coroutine refuses it.
+        if self.opening is not None and self.opening.cr_await is not None:
+            raise RuntimeError("coroutine is being awaited already")
         return self
 
     def __next__(self):
