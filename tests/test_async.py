@@ -162,16 +162,12 @@ def test_async_enter_is_a_coroutine_that_runs_only_when_awaited(
     asyncio.run(main())
 
 
-# With a pool and nothing idle, the compiled enter goes on as its opening coroutine.
+# With nothing idle, the compiled enter goes on as its opening coroutine.
 @pytest.mark.parametrize("pool_size", [0, 2])
 def test_an_async_enter_waiting_to_connect_cannot_be_awaited_by_a_second_task(
-    LazyConnection, full_backlog_address, no_leaks, pool_size, request
+    LazyConnection, full_backlog_address, no_leaks, pool_size
 ):
     conn = LazyConnection(full_backlog_address, pool_size=pool_size, timeout=1.0)
-    if pool_size == 0 and not isinstance(conn, lazyconnection.PyLazyConnection):
-        # Without a pool the compiled enter is a Cython coroutine, which a Python coroutine's
-        # await does not check (docs/api.md): the second task waits for the connect's timeout.
-        request.applymarker(pytest.mark.xfail(strict=True, reason="a Cython coroutine"))
 
     async def main():
         entering = conn.__aenter__()

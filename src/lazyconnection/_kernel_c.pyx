@@ -5,6 +5,7 @@ cimport cython
 from cpython.contextvars cimport PyContextVar_Set, get_value
 from cpython.dict cimport PyDict_DelItem, PyDict_GetItem, PyDict_Next
 from cpython.object cimport PyObject
+from cpython.ref cimport Py_DECREF, Py_INCREF
 from cpython.weakref cimport PyWeakref_NewRef
 
 from asyncio import _get_running_loop
@@ -49,6 +50,16 @@ cdef extern from "_kernel_c.h":
     int lazyconnection_ensure_timeout_or_close(object sock, object timeout) except -1
     # StopIteration(value) set as the error, as a coroutine's return sets it.
     int lazyconnection_stop_with(object value) except -1
+    # One step of a coroutine, as an iterator's __next__ takes it: what it yields, or NULL
+    # with its error set (StopIteration(result) once it returns). A new reference.
+    PyObject *lazyconnection_step(object coroutine)
+    # A send to a coroutine, as PyIter_Send makes it (1: it yielded, 0: it returned, the
+    # value in result; -1: its error is set).
+    int lazyconnection_send(object coroutine, object value, PyObject **result) noexcept
+    # The send slot (am_send) that an await's send goes through on 3.10 and 3.11: Cython
+    # cannot define it, so it is set on the type once.
+    ctypedef int (*lazyconnection_sendfunc)(object, object, PyObject **) except -1
+    void lazyconnection_set_send(type cls, lazyconnection_sendfunc send)
     double lazyconnection_now()
     # Reads a socket's descriptor and timeout from its fields once they are found in place.
     int lazyconnection_check_layout(object probe, int family, int type, long long ns) except -1
@@ -149,9 +160,9 @@ cdef inline Kernel _start(Exiting exiting):
 @cython.final
 @cython.freelist(8)
 cdef class Entering:
-    """What __aenter__ returns with a pool and no max_connections: awaited, it takes an idle
-    socket with no coroutine made, as Exiting runs the exit; with none usable it goes on as
-    the kernel's opening coroutine (_enter_async), which it passes send, throw and close to.
+    """What __aenter__ returns: awaited, it takes an idle socket with no coroutine made, as
+    Exiting runs the exit; else it goes on as the kernel's opening coroutine (_enter_async),
+    which it passes each step, throw and close to.
     """
 
     cdef Kernel kernel  # None once started
@@ -173,7 +184,10 @@ cdef class Entering:
             if sock is not None:
                 lazyconnection_stop_with(sock)
                 raise StopIteration  # leaves with the StopIteration just set: no traceback made
-        return self.opening.send(None)
+        cdef PyObject *yielded = lazyconnection_step(self.opening)
+        if yielded is NULL:
+            raise StopIteration  # leaves with the opening's error or StopIteration(its result)
+        return _steal(yielded)
 
     def send(self, value):
         if self.opening is None:
@@ -196,6 +210,31 @@ cdef class Entering:
             self.opening.close()
 
 
+cdef inline object _steal(PyObject *reference):
+    """The object of a new reference, taking that reference over."""
+    result = <object>reference
+    Py_DECREF(result)
+    return result
+
+
+cdef int _send_entering(object entering, object value, PyObject **result) except -1:
+    """Entering's send slot: its send, with the opening's result or error passed on as they
+    are, with no StopIteration made."""
+    cdef Entering self = <Entering>entering
+    if self.opening is None:
+        if value is not None:
+            raise TypeError("can't send non-None value to a just-started coroutine")
+        sock = _reuse_or_go_on(self)
+        if sock is not None:
+            Py_INCREF(sock)
+            result[0] = <PyObject*>sock
+            return 0
+    return lazyconnection_send(self.opening, value, result)
+
+
+lazyconnection_set_send(Entering, _send_entering)
+
+
 cdef object _reuse_or_go_on(Entering entering):
     """Entering's start: an idle socket put on the caller's stack, or None, with none usable,
     once the opening coroutine it goes on as is made."""
@@ -203,11 +242,15 @@ cdef object _reuse_or_go_on(Entering entering):
     if kernel is None:
         raise RuntimeError("cannot reuse already awaited __aenter__()")
     entering.kernel = None
+    if kernel._max_connections:  # the Limit waits for room, in Python
+        entering.opening = _enter_async(kernel)
+        return None
     loop = _running_loop(kernel)
     cdef Stack stack = _reserve_stack(kernel)
-    sock = _reuse(kernel, stack, False, kernel._idle)
-    if sock is not None:
-        return sock
+    if kernel._pool_size:
+        sock = _reuse(kernel, stack, False, kernel._idle)
+        if sock is not None:
+            return sock
     entering.opening = kernel._enter_async(stack, loop)
     return None
 
@@ -391,31 +434,23 @@ cdef class Kernel:
 
     @cython.binding(True)  # a function object, which _mark_coroutine_functions can mark
     def __aenter__(self):
-        cdef Entering entering
-        if self._pool_size and not self._max_connections:
-            entering = Entering.__new__(Entering)
-            entering.kernel = self
-            return entering
-        return _enter_async(self)
+        cdef Entering entering = Entering.__new__(Entering)
+        entering.kernel = self
+        return entering
 
     async def _enter_async(self, Stack stack=None, loop=None):
         """`async with` beyond the reuse of an idle socket; Entering goes on as this, with the
-        stack and loop its own start found."""
+        stack and loop its own start found, or with neither under max_connections."""
         if stack is None:
             loop = _running_loop(self)
             stack = _reserve_stack(self)
-            if self._max_connections:
-                depth = len(stack)
-                try:
-                    return await self._limit.enter_async(stack, self._open_async)
-                except BaseException as error:  # pushed, then interrupted before the block began
-                    if len(stack) > depth:  # the Limit's Python code ran after the push
-                        _exit(self, type(error))
-                    raise
-            if self._pool_size:  # not from __aenter__, which reuses through Entering
-                sock = _reuse(self, stack, False, self._idle)
-                if sock is not None:
-                    return sock
+            depth = len(stack)
+            try:
+                return await self._limit.enter_async(stack, self._open_async)
+            except BaseException as error:  # pushed, then interrupted before the block began
+                if len(stack) > depth:  # the Limit's Python code ran after the push
+                    _exit(self, type(error))
+                raise
         if self._open is None:
             sock = lazyconnection_call_args(self._factory, self._factory_args)
             try:  # a cancellation too: nothing is left open
