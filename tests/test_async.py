@@ -9,6 +9,7 @@ import socket
 import ssl
 import sys
 import unittest
+from typing import Any
 
 import pytest
 from conftest import counted
@@ -186,6 +187,106 @@ def test_an_async_enter_waiting_to_connect_cannot_be_awaited_by_a_second_task(
 
     with no_leaks():
         asyncio.run(main())
+
+
+class FutureConnectLoop(asyncio.SelectorEventLoop):
+    """A loop whose sock_connect returns a Future, not a coroutine, as an event loop may.
+
+    With `hang`, the Future never completes (and no writer is left on the socket)."""
+
+    def __init__(self, hang: bool = False) -> None:
+        super().__init__()
+        self.hang = hang
+
+    def sock_connect(self, sock, address):
+        if self.hang:
+            return self.create_future()
+        return asyncio.ensure_future(super().sock_connect(sock, address), loop=self)
+
+
+def run_on(loop: asyncio.AbstractEventLoop, coroutine: Any) -> Any:
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
+
+
+def test_async_enter_awaits_a_loop_sock_connect_that_is_no_coroutine(
+    LazyConnection, echo_address, async_echo, no_leaks
+):
+    conn = LazyConnection(echo_address)
+
+    async def main():
+        async with conn as sock:
+            assert await async_echo(sock, b"future") == b"future"
+        return sock
+
+    with no_leaks():
+        assert run_on(FutureConnectLoop(), main()).fileno() == -1
+
+
+@pytest.mark.parametrize("ending", ["close", "throw"])
+def test_an_async_enter_ended_while_it_connects_closes_its_socket(
+    LazyConnection, echo_address, recording_factory, no_leaks, ending
+):
+    factory = recording_factory()
+    conn = LazyConnection(echo_address, socket_factory=factory)
+
+    async def main():
+        entering = conn.__aenter__()
+        assert isinstance(entering.send(None), asyncio.Future)  # waiting for the connect
+        (sock,) = factory.made
+        if ending == "close":
+            entering.close()
+        else:
+            with pytest.raises(KeyError):
+                entering.throw(KeyError("thrown"))
+        assert conn.connections == () and sock.fileno() == -1
+        with pytest.raises(RuntimeError, match="cannot reuse already awaited"):
+            entering.send(None)
+
+    with no_leaks():
+        run_on(FutureConnectLoop(hang=True), main())
+
+
+def test_an_async_enter_dropped_while_it_connects_closes_its_socket(
+    LazyConnection, echo_address, recording_factory, no_leaks
+):
+    factory = recording_factory()
+    conn = LazyConnection(echo_address, socket_factory=factory)
+
+    async def main():
+        entering = conn.__aenter__()
+        entering.send(None)  # waiting for the connect
+        del entering
+        gc.collect()
+        (sock,) = factory.made
+        assert conn.connections == () and sock.fileno() == -1
+
+    with no_leaks():
+        run_on(FutureConnectLoop(hang=True), main())
+
+
+def test_a_task_destroyed_while_it_connects_leaves_nothing_open(
+    LazyConnection, echo_address, recording_factory, no_leaks
+):
+    factory = recording_factory()
+    conn = LazyConnection(echo_address, socket_factory=factory)
+
+    async def connect():
+        async with conn:
+            pytest.fail("the connect never completes")
+
+    with no_leaks():
+        loop = FutureConnectLoop(hang=True)
+        loop.set_exception_handler(lambda loop, context: None)  # "destroyed but pending"
+        loop.create_task(connect())
+        loop.run_until_complete(asyncio.sleep(0))  # the task waits for the connect
+        loop.close()  # the pending task, its coroutine and the enter become garbage
+        del loop
+        gc.collect()
+        (sock,) = factory.made
+        assert sock.fileno() == -1
 
 
 @pytest.mark.parametrize("ending", ["close", "throw", "send a value"])

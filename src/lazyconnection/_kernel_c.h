@@ -374,7 +374,8 @@ static int lazyconnection_stop_with(PyObject *value) {
 
 
 /* A send to a coroutine, as PyIter_Send makes it: 1 with what it yielded, 0 with what it
-   returned (in result), -1 with its error set. 3.9 has no PyIter_Send: there, its send. */
+   returned (in result), -1 with its error set. 3.9 has no PyIter_Send: there, _PyGen_Send
+   for a coroutine, else its send method. */
 #if PY_VERSION_HEX >= 0x030A0000
 static inline int lazyconnection_send(PyObject *coroutine, PyObject *value, PyObject **result) {
     return (int)PyIter_Send(coroutine, value, result);
@@ -383,32 +384,19 @@ static inline int lazyconnection_send(PyObject *coroutine, PyObject *value, PyOb
 static PyObject *lazyconnection_send_name = NULL;
 
 static int lazyconnection_send(PyObject *coroutine, PyObject *value, PyObject **result) {
-    if (lazyconnection_send_name == NULL) {
-        lazyconnection_send_name = PyUnicode_InternFromString("send");
-        if (lazyconnection_send_name == NULL) return -1;
+    if (PyCoro_CheckExact(coroutine)) {  /* the loop's sock_connect: no method looked up */
+        *result = _PyGen_Send((PyGenObject *)coroutine, value);
+    } else {
+        if (lazyconnection_send_name == NULL) {
+            lazyconnection_send_name = PyUnicode_InternFromString("send");
+            if (lazyconnection_send_name == NULL) return -1;
+        }
+        *result = PyObject_CallMethodOneArg(coroutine, lazyconnection_send_name, value);
     }
-    *result = PyObject_CallMethodOneArg(coroutine, lazyconnection_send_name, value);
     if (*result != NULL) return 1;
     return _PyGen_FetchStopIterationValue(result) == 0 ? 0 : -1;
 }
 #endif
-
-/* One step of a coroutine, as an iterator's __next__ takes it (the interpreter's await does
-   so from 3.12, and the Cython coroutine's own wrapper did): what it yields, or NULL with
-   its error or StopIteration(its result) set. */
-static PyObject *lazyconnection_step(PyObject *coroutine) {
-    PyObject *result;
-    switch (lazyconnection_send(coroutine, Py_None, &result)) {
-    case 1:
-        return result;
-    case 0:
-        lazyconnection_stop_with(result);
-        Py_DECREF(result);
-        return NULL;
-    default:
-        return NULL;
-    }
-}
 
 typedef int (*lazyconnection_sendfunc)(PyObject *, PyObject *, PyObject **);
 

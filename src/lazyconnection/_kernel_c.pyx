@@ -11,6 +11,7 @@ from cpython.weakref cimport PyWeakref_NewRef
 from asyncio import _get_running_loop
 from contextvars import ContextVar
 import socket
+from types import CoroutineType
 from warnings import warn
 
 from ._opening import NO_EVENT_LOOP, connect_async
@@ -50,12 +51,9 @@ cdef extern from "_kernel_c.h":
     int lazyconnection_ensure_timeout_or_close(object sock, object timeout) except -1
     # StopIteration(value) set as the error, as a coroutine's return sets it.
     int lazyconnection_stop_with(object value) except -1
-    # One step of a coroutine, as an iterator's __next__ takes it: what it yields, or NULL
-    # with its error set (StopIteration(result) once it returns). A new reference.
-    PyObject *lazyconnection_step(object coroutine)
     # A send to a coroutine, as PyIter_Send makes it (1: it yielded, 0: it returned, the
-    # value in result; -1: its error is set).
-    int lazyconnection_send(object coroutine, object value, PyObject **result) noexcept
+    # value in result, a new reference; -1: its error is set).
+    int lazyconnection_send(object coroutine, object value, PyObject **result) except -1
     # The send slot (am_send) that an await's send goes through on 3.10 and 3.11: Cython
     # cannot define it, so it is set on the type once.
     ctypedef int (*lazyconnection_sendfunc)(object, object, PyObject **) except -1
@@ -159,55 +157,65 @@ cdef inline Kernel _start(Exiting exiting):
 
 @cython.final
 @cython.freelist(8)
+@cython.no_gc_clear  # its __dealloc__ closes what it was connecting, even in collected garbage
 cdef class Entering:
-    """What __aenter__ returns: awaited, it takes an idle socket with no coroutine made, as
-    Exiting runs the exit; else it goes on as the kernel's opening coroutine (_enter_async),
-    which it passes each step, throw and close to.
+    """What __aenter__ returns: a coroutine of its own, with no Cython coroutine inside it.
+
+    Awaited, it takes an idle socket, or starts the connect (the loop's sock_connect on a new
+    socket, or the shared opening code) and awaits that itself, pushing the socket it gives;
+    under max_connections it awaits the Limit's coroutine (_enter_async), which pushes.
     """
 
-    cdef Kernel kernel  # None once started
-    cdef object opening  # the coroutine it went on as, or None
+    cdef Kernel kernel
+    cdef int state  # _NEW, _OPENING (awaiting `opening`) or _DONE
+    cdef object opening  # what it awaits once started
+    cdef object sock  # the socket `opening` connects: closed if it fails or is cancelled
+    cdef Stack stack  # where the result goes; None if `opening` pushes it itself
 
     def __dealloc__(self):
-        if self.kernel is not None:
+        if self.state == _NEW:
             _never_awaited("__aenter__")
+        elif self.state == _OPENING:  # dropped while it connects: closed, as a coroutine is
+            _close_entering(self)
 
     def __await__(self):
         # A second task may not drive the opening the first awaits, as a coroutine refuses it.
-        if self.opening is not None and self.opening.cr_await is not None:
+        if self.state == _OPENING:
             raise RuntimeError("coroutine is being awaited already")
         return self
 
     def __next__(self):
-        if self.opening is None:
-            sock = _reuse_or_go_on(self)
-            if sock is not None:
-                lazyconnection_stop_with(sock)
-                raise StopIteration  # leaves with the StopIteration just set: no traceback made
-        cdef PyObject *yielded = lazyconnection_step(self.opening)
-        if yielded is NULL:
-            raise StopIteration  # leaves with the opening's error or StopIteration(its result)
-        return _steal(yielded)
+        cdef PyObject *result
+        if _step(self, None, &result):
+            return _steal(result)
+        lazyconnection_stop_with(_steal(result))
+        raise StopIteration  # leaves with the StopIteration just set: no traceback made
 
     def send(self, value):
-        if self.opening is None:
-            if value is not None:
-                raise TypeError("can't send non-None value to a just-started coroutine")
-            sock = _reuse_or_go_on(self)
-            if sock is not None:
-                raise StopIteration(sock)  # a raise only in __next__ is a bare return
-        return self.opening.send(value)
+        cdef PyObject *result
+        if _step(self, value, &result):
+            return _steal(result)
+        raise StopIteration(_steal(result))
 
     def throw(self, error, value=None, traceback=None):
-        if self.opening is None:  # raised in before it began, as in a coroutine not yet started
-            self.kernel = None
-            raise _thrown(error, value, traceback)
-        return self.opening.throw(_thrown(error, value, traceback))
+        exception = _thrown(error, value, traceback)
+        if self.state != _OPENING:  # raised in before it began, as in a coroutine not started
+            self.state = _DONE
+            raise exception
+        try:
+            return self.opening.throw(exception)
+        except StopIteration as stop:  # the opening caught it and returned
+            raise StopIteration(_finish(self, stop.value))
+        except BaseException:
+            _abandon(self)
+            raise
 
     def close(self):
-        self.kernel = None
-        if self.opening is not None:
-            self.opening.close()
+        _close_entering(self)
+
+
+cdef enum:
+    _NEW, _OPENING, _DONE
 
 
 cdef inline object _steal(PyObject *reference):
@@ -217,33 +225,45 @@ cdef inline object _steal(PyObject *reference):
     return result
 
 
-cdef int _send_entering(object entering, object value, PyObject **result) except -1:
-    """Entering's send slot: its send, with the opening's result or error passed on as they
-    are, with no StopIteration made."""
+cdef int _step(object entering, object value, PyObject **result) except -1:
+    """One step of the enter, as PyIter_Send takes it: 1 with what it yielded, 0 with the
+    socket it pushed, -1 with its error (what it opened closed, nothing pushed). Also the
+    send slot (am_send) of Entering's type."""
     cdef Entering self = <Entering>entering
-    if self.opening is None:
-        if value is not None:
-            raise TypeError("can't send non-None value to a just-started coroutine")
-        sock = _reuse_or_go_on(self)
+    cdef int status
+    if self.state != _OPENING:
+        sock = _begin(self, value)
         if sock is not None:
             Py_INCREF(sock)
             result[0] = <PyObject*>sock
             return 0
-    return lazyconnection_send(self.opening, value, result)
+    try:
+        status = lazyconnection_send(self.opening, value, result)
+    except BaseException:
+        _abandon(self)
+        raise
+    if status == 0:
+        sock = _finish(self, _steal(result[0]))
+        Py_INCREF(sock)
+        result[0] = <PyObject*>sock
+    return status
 
 
-lazyconnection_set_send(Entering, _send_entering)
+lazyconnection_set_send(Entering, _step)
 
 
-cdef object _reuse_or_go_on(Entering entering):
-    """Entering's start: an idle socket put on the caller's stack, or None, with none usable,
-    once the opening coroutine it goes on as is made."""
-    cdef Kernel kernel = entering.kernel
-    if kernel is None:
+cdef object _begin(Entering entering, value):
+    """An idle socket put on the caller's stack, or None once the opening it awaits is
+    started; the refusals (no running loop, TLS) first."""
+    if entering.state == _DONE:
         raise RuntimeError("cannot reuse already awaited __aenter__()")
-    entering.kernel = None
+    if value is not None:
+        raise TypeError("can't send non-None value to a just-started coroutine")
+    entering.state = _DONE  # until there is an opening to await
+    cdef Kernel kernel = entering.kernel
     if kernel._max_connections:  # the Limit waits for room, in Python
         entering.opening = _enter_async(kernel)
+        entering.state = _OPENING
         return None
     loop = _running_loop(kernel)
     cdef Stack stack = _reserve_stack(kernel)
@@ -251,8 +271,64 @@ cdef object _reuse_or_go_on(Entering entering):
         sock = _reuse(kernel, stack, False, kernel._idle)
         if sock is not None:
             return sock
-    entering.opening = kernel._enter_async(stack, loop)
+    if kernel._open is None:
+        sock = lazyconnection_call_args(kernel._factory, kernel._factory_args)
+        try:
+            sock.setblocking(False)
+            timeout = _getdefaulttimeout()
+            if timeout is None:
+                entering.opening = _awaited(loop.sock_connect(sock, kernel._address))
+            else:
+                entering.opening = connect_async(loop, sock, kernel._address, timeout)
+        except BaseException:
+            sock.close()
+            raise
+        entering.sock = sock
+    else:
+        entering.opening = kernel._open_async()  # connected, or closed before its error left
+    entering.stack = stack
+    entering.state = _OPENING
     return None
+
+
+cdef object _awaited(awaitable):
+    """What an await of it drives: a coroutine itself, anything else its __await__()."""
+    if type(awaitable) is _CoroutineType:
+        return awaitable
+    return awaitable.__await__()
+
+
+cdef object _finish(Entering entering, opened):
+    """The opening returned: push what it connected (unless it pushed it itself)."""
+    entering.state = _DONE
+    entering.opening = None
+    cdef Stack stack = entering.stack
+    if stack is None:
+        return opened
+    sock = opened if entering.sock is None else entering.sock
+    entering.sock = None
+    entering.stack = None
+    return _push(entering.kernel, stack, sock)
+
+
+cdef _close_entering(Entering entering):
+    if entering.state == _OPENING:
+        try:
+            entering.opening.close()
+        finally:
+            _abandon(entering)
+    entering.state = _DONE
+
+
+cdef _abandon(Entering entering):
+    """The opening failed or was cancelled: nothing is pushed, the socket is closed."""
+    entering.state = _DONE
+    entering.opening = None
+    entering.stack = None
+    sock = entering.sock
+    entering.sock = None
+    if sock is not None:
+        sock.close()
 
 
 cdef object _running_loop(Kernel self):
@@ -269,6 +345,8 @@ cdef object _running_loop(Kernel self):
 cdef object _UNTIMED = 0.0
 # Called on every reuse of a socket in a blocking `with` without a timeout option.
 cdef object _getdefaulttimeout = socket.getdefaulttimeout
+# What the loop's sock_connect returns, awaited as it is (anything else through __await__).
+cdef object _CoroutineType = CoroutineType
 # The timeout option's default, read as a C variable: a module global is a dict lookup.
 cdef object DEFAULT_TIMEOUT = _DEFAULT
 
@@ -438,34 +516,18 @@ cdef class Kernel:
         entering.kernel = self
         return entering
 
-    async def _enter_async(self, Stack stack=None, loop=None):
-        """`async with` beyond the reuse of an idle socket; Entering goes on as this, with the
-        stack and loop its own start found, or with neither under max_connections."""
-        if stack is None:
-            loop = _running_loop(self)
-            stack = _reserve_stack(self)
-            depth = len(stack)
-            try:
-                return await self._limit.enter_async(stack, self._open_async)
-            except BaseException as error:  # pushed, then interrupted before the block began
-                if len(stack) > depth:  # the Limit's Python code ran after the push
-                    _exit(self, type(error))
-                raise
-        if self._open is None:
-            sock = lazyconnection_call_args(self._factory, self._factory_args)
-            try:  # a cancellation too: nothing is left open
-                sock.setblocking(False)
-                timeout = _getdefaulttimeout()
-                if timeout is None:
-                    await loop.sock_connect(sock, self._address)
-                else:
-                    await connect_async(loop, sock, self._address, timeout)
-            except BaseException:
-                sock.close()
-                raise
-        else:
-            sock = await self._open_async()  # connected, or closed before its error left
-        return _push(self, stack, sock)
+    async def _enter_async(self):
+        """`async with` under max_connections, which Entering awaits: the Limit waits for
+        room, then reuses or opens, and pushes."""
+        _running_loop(self)
+        cdef Stack stack = _reserve_stack(self)
+        depth = len(stack)
+        try:
+            return await self._limit.enter_async(stack, self._open_async)
+        except BaseException as error:  # pushed, then interrupted before the block began
+            if len(stack) > depth:  # the Limit's Python code ran after the push
+                _exit(self, type(error))
+            raise
 
     @cython.binding(True)
     def __aexit__(self, exc_type, exc, tb, /):  # as __exit__: positional, in both twins

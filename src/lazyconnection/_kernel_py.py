@@ -282,31 +282,27 @@ class Kernel:
         elif born is None or not self._kept(sock, born, exc_type):
             sock.close()
 
-    async def _enter_async(
-        self, stack: Optional[List[Any]] = None, loop: Any = None
-    ) -> socket.socket:
-        """`async with`. The compiled kernel's Entering takes an idle socket itself, with no
-        coroutine made, and goes on as this one, with the stack and loop it found, if none was
-        usable."""
-        if stack is None:
-            loop = _get_running_loop()
-            if loop is None:
-                raise RuntimeError(NO_EVENT_LOOP)
-            if self._async_refusal is not None:
-                raise NotImplementedError(self._async_refusal)
-            stack = self._reserve_stack()
-            if self._max_connections:
-                depth = len(stack)
-                try:
-                    return await self._limit.enter_async(stack, self._open_async)  # type: ignore[no-any-return]
-                except BaseException as error:  # pushed, then interrupted before the block began
-                    if len(stack) > depth:  # the Limit's Python code ran after the push
-                        self.__exit__(type(error), error, error.__traceback__)
-                    raise
-            if self._pool_size:
-                sock = self._reuse_for(stack, False)
-                if sock is not None:
-                    return sock  # type: ignore[no-any-return]
+    async def _enter_async(self) -> socket.socket:
+        """`async with`. The compiled kernel's Entering takes the same steps as a coroutine
+        object of its own, awaiting the connect itself."""
+        loop = _get_running_loop()
+        if loop is None:
+            raise RuntimeError(NO_EVENT_LOOP)
+        if self._async_refusal is not None:
+            raise NotImplementedError(self._async_refusal)
+        stack = self._reserve_stack()
+        if self._max_connections:
+            depth = len(stack)
+            try:
+                return await self._limit.enter_async(stack, self._open_async)  # type: ignore[no-any-return]
+            except BaseException as error:  # pushed, then interrupted before the block began
+                if len(stack) > depth:  # the Limit's Python code ran after the push
+                    self.__exit__(type(error), error, error.__traceback__)
+                raise
+        if self._pool_size:
+            sock = self._reuse_for(stack, False)
+            if sock is not None:
+                return sock  # type: ignore[no-any-return]
         if self._open is None:
             sock = self._factory(self._family, self._type, self._proto)
             try:  # a cancellation too: nothing is left open
@@ -323,8 +319,7 @@ class Kernel:
             sock = await self._open_async()  # connected, or closed before its error left
         return self._push(stack, sock)  # type: ignore[no-any-return]
 
-    # The whole enter, an `async def` as inspect and unittest expect; the compiled kernel's
-    # __aenter__ takes an idle socket itself first.
+    # The whole enter, an `async def` as inspect and unittest expect.
     __aenter__ = _enter_async
 
     async def __aexit__(
