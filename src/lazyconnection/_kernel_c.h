@@ -386,6 +386,8 @@ static PyObject *lazyconnection_send_name = NULL;
 static int lazyconnection_send(PyObject *coroutine, PyObject *value, PyObject **result) {
     if (PyCoro_CheckExact(coroutine)) {  /* the loop's sock_connect: no method looked up */
         *result = _PyGen_Send((PyGenObject *)coroutine, value);
+    } else if (value == Py_None && PyIter_Check(coroutine)) {  /* as PyIter_Send, and await */
+        *result = Py_TYPE(coroutine)->tp_iternext(coroutine);
     } else {
         if (lazyconnection_send_name == NULL) {
             lazyconnection_send_name = PyUnicode_InternFromString("send");

@@ -11,7 +11,7 @@ from cpython.weakref cimport PyWeakref_NewRef
 from asyncio import _get_running_loop
 from contextvars import ContextVar
 import socket
-from types import CoroutineType
+from types import CoroutineType, GeneratorType
 from warnings import warn
 
 from ._opening import NO_EVENT_LOOP, connect_async
@@ -24,6 +24,8 @@ cdef extern from "pythread.h":
 
 
 cdef extern from "Python.h":
+    # A generator made a coroutine by types.coroutine: awaited as it is.
+    int CO_ITERABLE_COROUTINE
     # The current context lives in the thread state; Python code cannot see it without copying.
     ctypedef struct PyThreadState:
         PyObject *context
@@ -157,7 +159,7 @@ cdef inline Kernel _start(Exiting exiting):
 
 @cython.final
 @cython.freelist(8)
-@cython.no_gc_clear  # its __dealloc__ closes what it was connecting, even in collected garbage
+@cython.no_gc_clear  # its fields stay for __dealloc__, which closes what it was connecting
 cdef class Entering:
     """What __aenter__ returns: a coroutine of its own, with no Cython coroutine inside it.
 
@@ -169,7 +171,7 @@ cdef class Entering:
     cdef Kernel kernel
     cdef int state  # _NEW, _OPENING (awaiting `opening`) or _DONE
     cdef object opening  # what it awaits once started
-    cdef object sock  # the socket `opening` connects: closed if it fails or is cancelled
+    cdef object sock  # the socket `opening` connects (in _connecting), or None
     cdef Stack stack  # where the result goes; None if `opening` pushes it itself
 
     def __dealloc__(self):
@@ -202,8 +204,12 @@ cdef class Entering:
         if self.state != _OPENING:  # raised in before it began, as in a coroutine not started
             self.state = _DONE
             raise exception
+        throw = getattr(self.opening, "throw", None)
+        if throw is None:  # raised here, as the interpreter's throw does past such an iterator
+            _abandon(self)
+            raise exception
         try:
-            return self.opening.throw(exception)
+            return throw(exception)
         except StopIteration as stop:  # the opening caught it and returned
             raise StopIteration(_finish(self, stop.value))
         except BaseException:
@@ -216,6 +222,12 @@ cdef class Entering:
 
 cdef enum:
     _NEW, _OPENING, _DONE
+
+
+# The sockets Enterings are connecting. An Entering dropped mid-connect closes its socket
+# when freed; as collected garbage (a task on it destroyed, say), the collector would first
+# finalize the socket, which warns, if it were not reachable from here.
+cdef set _connecting = set()
 
 
 cdef inline object _steal(PyObject *reference):
@@ -280,6 +292,7 @@ cdef object _begin(Entering entering, value):
                 entering.opening = _awaited(loop.sock_connect(sock, kernel._address))
             else:
                 entering.opening = connect_async(loop, sock, kernel._address, timeout)
+            _connecting.add(sock)
         except BaseException:
             sock.close()
             raise
@@ -292,10 +305,18 @@ cdef object _begin(Entering entering, value):
 
 
 cdef object _awaited(awaitable):
-    """What an await of it drives: a coroutine itself, anything else its __await__()."""
-    if type(awaitable) is _CoroutineType:
+    """What an await of it drives, as the interpreter's await finds it: a coroutine, or a
+    generator-based one, itself; anything else its __await__()."""
+    cdef type kind = type(awaitable)
+    if kind is _CoroutineType:
         return awaitable
-    return awaitable.__await__()
+    if kind is _GeneratorType and awaitable.gi_code.co_flags & CO_ITERABLE_COROUTINE:
+        return awaitable
+    try:
+        method = kind.__await__
+    except AttributeError:
+        raise TypeError(f"object {kind.__name__} can't be used in 'await' expression") from None
+    return method(awaitable)
 
 
 cdef object _finish(Entering entering, opened):
@@ -305,8 +326,12 @@ cdef object _finish(Entering entering, opened):
     cdef Stack stack = entering.stack
     if stack is None:
         return opened
-    sock = opened if entering.sock is None else entering.sock
-    entering.sock = None
+    sock = entering.sock
+    if sock is None:
+        sock = opened
+    else:
+        entering.sock = None
+        _connecting.discard(sock)
     entering.stack = None
     return _push(entering.kernel, stack, sock)
 
@@ -314,20 +339,23 @@ cdef object _finish(Entering entering, opened):
 cdef _close_entering(Entering entering):
     if entering.state == _OPENING:
         try:
-            entering.opening.close()
+            close = getattr(entering.opening, "close", None)  # none: left, as by await
+            if close is not None:
+                close()
         finally:
             _abandon(entering)
     entering.state = _DONE
 
 
 cdef _abandon(Entering entering):
-    """The opening failed or was cancelled: nothing is pushed, the socket is closed."""
+    """The opening failed, was cancelled or closed: nothing is pushed, the socket closed."""
     entering.state = _DONE
     entering.opening = None
     entering.stack = None
     sock = entering.sock
     entering.sock = None
     if sock is not None:
+        _connecting.discard(sock)
         sock.close()
 
 
@@ -347,6 +375,7 @@ cdef object _UNTIMED = 0.0
 cdef object _getdefaulttimeout = socket.getdefaulttimeout
 # What the loop's sock_connect returns, awaited as it is (anything else through __await__).
 cdef object _CoroutineType = CoroutineType
+cdef object _GeneratorType = GeneratorType
 # The timeout option's default, read as a C variable: a module global is a dict lookup.
 cdef object DEFAULT_TIMEOUT = _DEFAULT
 
