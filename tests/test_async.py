@@ -10,6 +10,7 @@ import ssl
 import sys
 import types
 import unittest
+import weakref
 from typing import Any
 
 import pytest
@@ -237,8 +238,15 @@ class ConnectLoop(asyncio.SelectorEventLoop):
             return BlockingConnect(sock, address)
         if self.returns == "a Future that never completes":
             return self.create_future()  # and no writer left on the socket
+        if self.returns == "a coroutine that waits first":  # each call longer than the last
+            self.calls = getattr(self, "calls", 0) + 1
+            return self._connect_later(0.01 * self.calls, sock, address)
         assert self.returns == "an iterator without throw or close"
         return Pending()
+
+    async def _connect_later(self, delay: float, sock: socket.socket, address: Any) -> None:
+        await asyncio.sleep(delay)
+        BlockingConnect(sock, address).connect()
 
     @types.coroutine
     def _connect_in_a_generator(self, sock: socket.socket, address: Any) -> Any:
@@ -274,6 +282,25 @@ def test_async_enter_awaits_what_the_loops_sock_connect_returns(
 
     with no_leaks():
         assert run_on(ConnectLoop(returns), main()).fileno() == -1
+
+
+def test_sockets_connecting_together_are_freed_after_their_blocks(
+    LazyConnection, echo_address, no_leaks
+):
+    conn = LazyConnection(echo_address)
+
+    async def block():
+        async with conn as sock:
+            pass
+        return weakref.ref(sock)
+
+    async def main():  # four connects under way at once, the first begun ending first
+        return await asyncio.gather(*(block() for _ in range(4)))
+
+    with no_leaks():
+        freed = run_on(ConnectLoop("a coroutine that waits first"), main())
+        gc.collect()
+    assert [ref() for ref in freed] == [None] * 4
 
 
 @pytest.mark.parametrize("ending", ["close", "throw", pytest.param("drop", marks=CPYTHON_ONLY_DROP)])

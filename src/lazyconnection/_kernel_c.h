@@ -47,6 +47,21 @@ static inline int lazyconnection_append(PyObject *list, PyObject *item) {
     return PyList_Append(list, item);
 }
 
+/* Removes item, found by identity from the end, from a list whose order does not matter:
+   the last item takes its place, and the capacity is kept. Nothing if it is not there. */
+static void lazyconnection_remove(PyObject *list, PyObject *item) {
+    Py_ssize_t last = PyList_GET_SIZE(list) - 1;
+    for (Py_ssize_t i = last; i >= 0; i--) {
+        if (PyList_GET_ITEM(list, i) == item) {
+            PyList_SET_ITEM(list, i, PyList_GET_ITEM(list, last));
+            PyList_SET_ITEM(list, last, NULL);
+            Py_SET_SIZE(list, last);
+            Py_DECREF(item);  /* the list's reference: the caller holds another */
+            return;
+        }
+    }
+}
+
 /* factory(*args), the tuple kept from one call to the next, so that no call makes one: its
    items to a vectorcall (a function), or the tuple itself to tp_call (a class such as
    socket.socket, whose tp_call takes a tuple: the generic call would build one each time). */
