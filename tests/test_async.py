@@ -303,7 +303,9 @@ def test_sockets_connecting_together_are_freed_after_their_blocks(
     assert [ref() for ref in freed] == [None] * 4
 
 
-@pytest.mark.parametrize("ending", ["close", "throw", pytest.param("drop", marks=CPYTHON_ONLY_DROP)])
+@pytest.mark.parametrize(
+    "ending", ["close", "throw", pytest.param("drop", marks=CPYTHON_ONLY_DROP)]
+)
 def test_an_async_enter_ended_while_it_connects_closes_its_socket(
     LazyConnection, echo_address, recording_factory, no_leaks, ending
 ):
