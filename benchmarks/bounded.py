@@ -13,7 +13,6 @@ server); with --contended, the threaded and asyncio figures against an echo serv
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import importlib.util
 import sys
@@ -88,10 +87,8 @@ def instructions(
     """Instructions per checkout+return above an empty loop, by candidate (callgrind)."""
     import callgrind
 
-    host, port = address
     candidates = [c for c in CHECKOUTS if available(c)]
-    command = [python, __file__, host, str(port), "-n", str(n), "--child", *candidates]
-    return callgrind.per_operation(candidates, EMPTY_LOOP, command, n)
+    return callgrind.count_script(__file__, address, candidates, EMPTY_LOOP, n, python)
 
 
 # Contended: each worker does REQUESTS_PER_WORKER 1-byte requests, one per checkout.
@@ -260,21 +257,15 @@ def contended(address: Tuple[str, int], rounds: int = 3) -> Dict[Tuple[str, str]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("host")
-    parser.add_argument("port", type=int)
-    parser.add_argument("-n", type=int, default=DEFAULT_N, help="checkouts in the shorter run")
-    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    import callgrind
+
+    parser = callgrind.script_parser(__doc__.splitlines()[0], DEFAULT_N)
     parser.add_argument("--contended", action="store_true")
     args = parser.parse_args()
     address = (args.host, args.port)
     if args.child:  # under callgrind: every candidate, then the empty loop, one process
-        import callgrind
-
         made = {c: make_checkout(c, address) for c in (*args.child, EMPTY_LOOP)}
-        callgrind.run_counted({c: loop for c, (loop, _) in made.items()}, args.n)
-        for _, close in made.values():
-            close()
+        callgrind.run_made(made, args.n)
         return
     if args.contended:
         for (kind, candidate), result in contended(address).items():

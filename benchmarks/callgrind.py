@@ -165,6 +165,40 @@ def per_operation(jobs: List[Any], empty: Any, command: List[str], n: int) -> Di
     return {job: per[job] - per[empty] for job in jobs}
 
 
+def script_parser(description: str, default_n: int) -> argparse.ArgumentParser:
+    """The command line of a counting script against a server (reuse.py, bounded.py,
+    async_counts.py): HOST PORT [-n N], and --child, with which it is its own child."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("host")
+    parser.add_argument("port", type=int)
+    parser.add_argument("-n", type=int, default=default_n, help="operations in the shorter run")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    return parser
+
+
+def count_script(
+    script: str,
+    address: Tuple[str, int],
+    jobs: List[str],
+    empty: str,
+    n: int,
+    python: str,
+    *arguments: str,
+) -> Dict[str, float]:
+    """`per_operation` for such a script: it runs as the child with --child `arguments` and
+    then the jobs, and calls `run_made`."""
+    host, port = address
+    command = [python, script, host, str(port), "-n", str(n), "--child", *arguments, *jobs]
+    return per_operation(jobs, empty, command, n)
+
+
+def run_made(made: Dict[str, Tuple[Callable[[int], object], Callable[[], object]]], n: int) -> None:
+    """In such a child: `run_counted` over the (loop, close) pairs made, then each closed."""
+    run_counted({job: loop for job, (loop, _) in made.items()}, n)
+    for _, close in made.values():
+        close()
+
+
 def _total(text: str) -> int:
     match = re.search(r"^(?:summary|totals): (\d+)", text, flags=re.MULTILINE)
     if not match:

@@ -11,7 +11,6 @@ HOST:PORT that holds connections open without writing (the suite's echo server).
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import queue
 import socket
@@ -127,10 +126,8 @@ def instructions(
     """Instructions per checkout+return above an empty loop, by candidate (callgrind)."""
     import callgrind
 
-    host, port = address
     candidates = [c for c in CANDIDATES if available(c)]
-    command = [python, __file__, host, str(port), "-n", str(n), "--child", *candidates]
-    return callgrind.per_operation(candidates, EMPTY_LOOP, command, n)
+    return callgrind.count_script(__file__, address, candidates, EMPTY_LOOP, n, python)
 
 
 def figures(counts: Dict[str, float]) -> List[Dict[str, object]]:
@@ -156,20 +153,12 @@ def figures(counts: Dict[str, float]) -> List[Dict[str, object]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("host")
-    parser.add_argument("port", type=int)
-    parser.add_argument("-n", type=int, default=DEFAULT_N, help="checkouts in the shorter run")
-    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    import callgrind
+
+    args = callgrind.script_parser(__doc__.splitlines()[0], DEFAULT_N).parse_args()
     address = (args.host, args.port)
     if args.child:
-        import callgrind
-
-        made = {c: make(c, address) for c in (*args.child, EMPTY_LOOP)}
-        callgrind.run_counted({c: loop for c, (loop, _) in made.items()}, args.n)
-        for _, close in made.values():
-            close()
+        callgrind.run_made({c: make(c, address) for c in (*args.child, EMPTY_LOOP)}, args.n)
         return
     for candidate, count in instructions(address, args.n).items():
         print(f"{candidate}: {count:,.0f} instructions per checkout+return")
