@@ -4,6 +4,9 @@
 Compiled on the spot by the benchmark suite (pyximport); checked by test_references.py.
 """
 
+from cpython.contextvars cimport PyContextVar_Set
+
+from contextvars import ContextVar
 from socket import AF_INET, SOCK_STREAM
 
 
@@ -12,6 +15,22 @@ cdef class EmptyContextManager:
 
     def __enter__(self):
         pass
+
+    def __exit__(self, exc_type, exc, tb):
+        pass
+
+
+# What ContextVariableSetter sets: a variable of its own, as the library's is.
+VARIABLE = ContextVar("stand-in")
+
+
+cdef class ContextVariableSetter:
+    """The floor with one context variable set on enter, as a context's first `with` of a
+    connection sets the one a copy of the context inherits: in a fresh Context, its extra over
+    EmptyContextManager is what that first `with` cannot do without."""
+
+    def __enter__(self):
+        PyContextVar_Set(VARIABLE, self)  # its token made and dropped, as the kernel's is
 
     def __exit__(self, exc_type, exc, tb):
         pass

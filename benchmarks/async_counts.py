@@ -12,7 +12,9 @@ child process, which counts:
   does for `with`: compiled and pure Python with pool_size=1 against a hand-written pool
   (references.HandWrittenAsyncPool).
 * A context's first `with`: each operation in a fresh ``contextvars.Context()``, against the
-  same socket calls inline made the same way (so that the Context's own cost cancels); for
+  same socket calls inline made the same way (so that the Context's own cost cancels); the
+  floor's too, and the floor's with a context variable set on enter, whose difference is
+  the least a first `with` costs if a copy of its context is to inherit a link to it; for
   `async with`, inside one running event loop, each operation is ``Context().run(step)``, where
   step makes the coroutine and drives it with one ``send(None)`` (it completes at once). Its
   later `with` is the per-`with` overhead in one context: callgrind.py's (real UDP socket) for
@@ -26,7 +28,6 @@ open without writing (``python benchmarks/callgrind.py`` starts one and prints t
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextvars
 import os
@@ -40,6 +41,7 @@ from names import (
     ASYNC_HELPER,
     ASYNC_REUSE_COUNTED,
     COMPILED,
+    CONTEXT_VARIABLE,
     EMPTY_LOOP,
     FIRST_COUNTED,
     FLOOR,
@@ -60,7 +62,7 @@ FIRST_ASYNC = "first async with"
 KINDS = {
     NO_POOL: (COMPILED, PURE, FLOOR, INLINE),
     POOLED: (COMPILED, PURE, ASYNC_HELPER),
-    FIRST: (COMPILED, PURE, INLINE),
+    FIRST: (COMPILED, PURE, INLINE, FLOOR, CONTEXT_VARIABLE),
     FIRST_ASYNC: (COMPILED, PURE, INLINE),
 }
 EMPTY = f"{NO_POOL}: {EMPTY_LOOP}"  # n empty turns in a coroutine run by the event loop
@@ -71,6 +73,9 @@ FIRST_OVERHEAD = {
     FIRST_ASYNC: "first `async with` of a fresh Context: overhead above the calls inline in one",
 }
 FIRST_RATIO = {FIRST: "first / later `with`", FIRST_ASYNC: "first / later `async with`"}
+# The target is first / later <= 2: what the first adds may be at most one later `with`.
+VARIABLE_COST = "a context variable set on a fresh Context's first `with`"
+VARIABLE_RATIO = "context variable set / later `with`"
 
 Loop = Callable[[int], object]
 
@@ -186,6 +191,13 @@ def _loops(
 
         return block
 
+    def floor_block_of(manager: Any) -> Callable[[], None]:
+        def block() -> None:
+            with manager:
+                inline_block()
+
+        return block
+
     def async_block_of(conn: Any) -> Callable[[], Any]:
         async def block() -> None:
             async with conn:
@@ -213,6 +225,12 @@ def _loops(
         job(NO_POOL, FLOOR): lambda: on_loop(floor),
         job(FIRST, INLINE): lambda: in_fresh_contexts(inline_block),
         job(FIRST_ASYNC, INLINE): lambda: steps_in_fresh_contexts(inline_once),
+        job(FIRST, FLOOR): lambda: in_fresh_contexts(
+            floor_block_of(_stand_ins.EmptyContextManager())
+        ),
+        job(FIRST, CONTEXT_VARIABLE): lambda: in_fresh_contexts(
+            floor_block_of(_stand_ins.ContextVariableSetter())
+        ),
     }
     for candidate in classes:
         makers[job(NO_POOL, candidate)] = lambda c=candidate: async_with(dgram(c))
@@ -238,10 +256,7 @@ def instructions(
     """Instructions per operation above an empty loop in a coroutine, by job (callgrind)."""
     import callgrind
 
-    host, port = address
-    names = jobs()
-    command = [python, __file__, host, str(port), "-n", str(n), "--child", stand_ins_dir, *names]
-    return callgrind.per_operation(names, EMPTY, command, n)
+    return callgrind.count_script(__file__, address, jobs(), EMPTY, n, python, stand_ins_dir)
 
 
 def measure(
@@ -274,7 +289,9 @@ def expected() -> List[Tuple[str, str, str]]:
     for kind in (FIRST, FIRST_ASYNC):
         keys += [(FIRST_COUNTED, FIRST_OVERHEAD[kind], c) for c in classes]
         keys += [(FIRST_COUNTED, FIRST_RATIO[kind], c) for c in classes]
+    keys += [(FIRST_COUNTED, VARIABLE_COST, "")]
     if COMPILED in classes:
+        keys += [(FIRST_COUNTED, VARIABLE_RATIO, COMPILED)]
         keys += [(ASYNC_COUNTED, f"compiled / {o}", "") for o in (FLOOR, PURE)]
         keys += [(ASYNC_REUSE_COUNTED, f"compiled / {o}", "") for o in (ASYNC_HELPER, PURE)]
     return keys
@@ -334,6 +351,11 @@ def figures(counts: Dict[str, float], later: Dict[str, float]) -> List[Dict[str,
             if candidate in later_of:
                 add(first / later_of[candidate], "ratio", FIRST_COUNTED, FIRST_RATIO[kind],
                     candidate)  # fmt: skip
+    if job(FIRST, CONTEXT_VARIABLE) in dispatch:
+        variable = dispatch[job(FIRST, CONTEXT_VARIABLE)] - dispatch[job(FIRST, FLOOR)]
+        add(variable, "instructions", FIRST_COUNTED, VARIABLE_COST)
+        if COMPILED in later:
+            add(variable / later[COMPILED], "ratio", FIRST_COUNTED, VARIABLE_RATIO, COMPILED)
     return result
 
 
@@ -355,16 +377,11 @@ def table(figures: List[Dict[str, object]]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("host")
-    parser.add_argument("port", type=int)
-    parser.add_argument("-n", type=int, default=DEFAULT_N, help="operations in the shorter run")
-    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    import callgrind
+
+    args = callgrind.script_parser(__doc__.splitlines()[0], DEFAULT_N).parse_args()
     address = (args.host, args.port)
     if args.child:
-        import callgrind
-
         stand_ins_dir, *names = args.child
         loops, close = _loops([*names, EMPTY], address, stand_ins_dir)
         callgrind.run_counted(loops, args.n)

@@ -40,6 +40,8 @@ ASYNC_HELPER = "hand-written asyncio pool"
 ASYNC_COUNTED = "async dispatch (instructions, real UDP socket)"
 ASYNC_REUSE_COUNTED = "async reuse: checkout+return (instructions, real TCP socket)"
 FIRST_COUNTED = "a context's first `with` against later ones (instructions, real UDP socket)"
+# The floor whose enter sets a context variable: what a first `with` that a copy inherits costs.
+CONTEXT_VARIABLE = "floor setting a context variable"
 HAPPY_EYEBALLS_DUAL = "happy eyeballs: dual-stack host, ::1 hanging (end to end)"
 HAPPY_EYEBALLS_FIRST = "happy eyeballs: two addresses, the first answers (end to end)"
 HAPPY_EYEBALLS_SINGLE = "happy eyeballs: one address, nothing to race (end to end)"

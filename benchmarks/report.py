@@ -357,6 +357,8 @@ VERSION_COLUMNS = [
     ("first / later `with`, compiled (≤ 2)", (FIRST_COUNTED, "first / later `with`", COMPILED)),
     ("first / later `async with`, compiled (≤ 2)",
      (FIRST_COUNTED, "first / later `async with`", COMPILED)),
+    ("context variable set / later `with`, compiled",
+     (FIRST_COUNTED, "context variable set / later `with`", COMPILED)),
     ("first / later `with`, pure Python", (FIRST_COUNTED, "first / later `with`", PURE)),
     ("first / later `async with`, pure Python",
      (FIRST_COUNTED, "first / later `async with`", PURE)),
@@ -372,6 +374,7 @@ _HEADLINE_VERSION_NAMES = {
         "async reuse: compiled / hand-written pool (≤ 0.6)",
     "first / later `with`, compiled (≤ 2)": "first / later `with` (≤ 2)",
     "first / later `async with`, compiled (≤ 2)": "first / later `async with` (≤ 2)",
+    "context variable set / later `with`, compiled": "context variable set / later `with`",
 }  # fmt: skip
 HEADLINE_VERSION_COLUMNS = [
     (_HEADLINE_VERSION_NAMES[name], key)

@@ -1,6 +1,7 @@
 """Not a timing: the stand-ins and the recipe classes behave as the benchmarks claim."""
 
 import asyncio
+import contextvars
 import socket
 
 import pytest
@@ -22,6 +23,19 @@ def test_empty_context_manager_does_nothing(stand_ins):
     with pytest.raises(KeyError):
         with manager:
             raise KeyError
+
+
+def test_context_variable_setter_sets_its_variable_in_the_running_context_only(stand_ins):
+    setter = stand_ins.ContextVariableSetter()
+
+    def enter() -> None:
+        with setter as entered:
+            assert entered is None
+
+    context = contextvars.Context()
+    context.run(enter)
+    assert context[stand_ins.VARIABLE] is setter
+    assert stand_ins.VARIABLE not in contextvars.copy_context()
 
 
 def test_empty_async_context_manager_does_nothing(stand_ins):
