@@ -307,6 +307,13 @@ HEADLINE_LEGEND = [
     "timed: median over interleaved rounds (CPU time; wall time for requests/s). The real UDP",
     "socket's kernel time is most of a timed `with`, so its targets are judged on the counts.",
 ]
+# Under the table by version: what its one column without a target is for.
+VARIABLE_LEGEND = [
+    "context variable set / later `with`: what setting one context variable adds to the first",
+    "`with` of the floor in a fresh Context, over a later `with` of the compiled class. A copy",
+    "of a context (a new task) links to its creator's `with`s only through such a variable;",
+    "above 1, a first `with` that sets one cannot cost at most 2 × a later one.",
+]
 # The terminal's two lines of it.
 SHORT_LEGEND = [
     "Lower is better, except ↑. counted: callgrind instructions. timed: median of interleaved",
@@ -460,7 +467,7 @@ def headline(derived: Dict[str, Any]) -> str:
     if derived["versions"]:
         lines += ["", "Counted by CPython version (`nox -s counts`), against the targets:", ""]
         lines += versions_table(derived["versions"], HEADLINE_VERSION_COLUMNS)
-        lines += ["", *_misses(derived["versions"], HEADLINE_VERSION_COLUMNS)]
+        lines += ["", *_misses(derived["versions"], HEADLINE_VERSION_COLUMNS), "", *VARIABLE_LEGEND]
     lines += [
         "",
         "![Dispatch: what one `with` and one `async with` add, timed and counted]"
