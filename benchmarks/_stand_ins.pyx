@@ -20,8 +20,10 @@ cdef class EmptyContextManager:
         pass
 
 
-# What ContextVariableSetter sets: a variable of its own, as the library's is.
-VARIABLE = ContextVar("stand-in")
+# What ContextVariableSetter sets: a variable of its own, read as a C variable, as the
+# library's is (a module global would add a dict lookup from 3.12, where Cython caches none).
+cdef object _variable = ContextVar("stand-in")
+VARIABLE = _variable
 
 
 cdef class ContextVariableSetter:
@@ -30,7 +32,7 @@ cdef class ContextVariableSetter:
     EmptyContextManager is what that first `with` cannot do without."""
 
     def __enter__(self):
-        PyContextVar_Set(VARIABLE, self)  # its token made and dropped, as the kernel's is
+        PyContextVar_Set(_variable, self)  # its token made and dropped, as the kernel's is
 
     def __exit__(self, exc_type, exc, tb):
         pass

@@ -185,8 +185,8 @@ def count_script(
     python: str,
     *arguments: str,
 ) -> Dict[str, float]:
-    """`per_operation` for such a script: it runs as the child with --child `arguments` and
-    then the jobs, and calls `run_made`."""
+    """`per_operation` for such a script, which runs as the child with --child `arguments`
+    and then the jobs."""
     host, port = address
     command = [python, script, host, str(port), "-n", str(n), "--child", *arguments, *jobs]
     return per_operation(jobs, empty, command, n)

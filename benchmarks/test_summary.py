@@ -95,3 +95,22 @@ def test_verdict_is_inconclusive_when_the_spread_contains_the_limit():
     assert report.verdict(_spread(0.6, None, None), 0.5) == "not met"  # a count: exact
     assert report.verdict(_spread(1.2, 1.1, 1.3), 1.0, higher_is_better=True) == "met"
     assert report.verdict(_spread(1.2, 0.9, 1.3), 1.0, higher_is_better=True) == "inconclusive"
+
+
+def _version(python, *figures):
+    return {"python": python, "figures": [dict(zip(("group", "what", "of"), key), value=value)
+                                          for key, value in figures]}  # fmt: skip
+
+
+def test_the_context_variables_column_is_said_above_1_where_the_table_shows_it():
+    versions = [
+        _version("3.13.0", (report.VARIABLE_KEY, 0.98)),
+        _version("3.9.18", (report.VARIABLE_KEY, 2.19)),
+        _version("3.10.13", (report.VARIABLE_KEY, 1.01)),
+    ]
+    lines = report._variable_lines(versions)
+    assert lines[-1] == (
+        "In this table it is above 1 on CPython 3.9.18, 3.10.13, and at most 1 on CPython 3.13.0."
+    )
+    assert lines[: len(report.VARIABLE_LEGEND)] == report.VARIABLE_LEGEND
+    assert report._variable_lines([_version("3.11.7")]) == []
