@@ -393,12 +393,17 @@ HEADLINE_VERSION_COLUMNS = [
 ]
 
 
+def _release(python: str) -> List[int]:
+    """A version such as "3.10.13" as numbers, so that 3.9 sorts before 3.10."""
+    return [int(part) for part in python.split(".")]
+
+
 def versions_table(
     versions: List[Dict[str, Any]], columns: List[Tuple[str, Key]] = VERSION_COLUMNS
 ) -> List[str]:
     """Counted figures by CPython version: one row per interpreter (nox -s counts)."""
     rows = []
-    for version in sorted(versions, key=lambda v: [int(p) for p in v["python"].split(".")]):
+    for version in sorted(versions, key=lambda v: _release(v["python"])):
         figures = {_key(f): f for f in version["figures"]}
         cells = [f"CPython {version['python']}"]
         for _, key in columns:
@@ -421,7 +426,7 @@ def _misses(versions: List[Dict[str, Any]], columns: List[Tuple[str, Key]]) -> L
             if _key(figure) == key and round(figure["value"], 2) > float(limit.group(1))
         ]
         if over:
-            over.sort(key=lambda python: [int(part) for part in python.split(".")])
+            over.sort(key=_release)
             lines.append(f"- missed: {name.split(' (')[0]} on CPython {', '.join(over)}")
     return lines or ["Every target above is met on every version counted."]
 
@@ -438,7 +443,7 @@ def _variable_lines(versions: List[Dict[str, Any]]) -> List[str]:
         return []
 
     def listed(pythons: List[str]) -> str:
-        pythons.sort(key=lambda python: [int(part) for part in python.split(".")])
+        pythons.sort(key=_release)
         return ", ".join(pythons)
 
     above = [python for python, value in values.items() if value > 1]
@@ -638,7 +643,7 @@ def charts(derived: Dict[str, Any], directory: pathlib.Path) -> List[pathlib.Pat
 
     # The counted ratios by CPython version.
     fig, axes = plt.subplots(figsize=(10, 5))
-    versions = sorted(derived["versions"], key=lambda v: [int(p) for p in v["python"].split(".")])
+    versions = sorted(derived["versions"], key=lambda v: _release(v["python"]))
     names = [f"CPython {v['python']}" for v in versions]
     by_version = [{_key(f): f for f in v["figures"]} for v in versions]
     ratios = {
